@@ -1,0 +1,36 @@
+"""Shape arithmetic shared by every kernel set: output sizes and padding.
+
+Kernels take padding as explicit ``(before, after)`` pairs per spatial axis,
+so that the Keras words ``'valid'`` and ``'same'`` are resolved once, here,
+and never inside a hot loop.
+"""
+
+
+def conv_output_length(length, kernel_size, stride, pad_before, pad_after, dilation=1):
+    """Number of output positions of a window sliding over ``length`` inputs."""
+    effective_kernel = (kernel_size - 1) * dilation + 1
+    return (length + pad_before + pad_after - effective_kernel) // stride + 1
+
+
+def same_padding(length, kernel_size, stride, dilation=1):
+    """Keras/TensorFlow 'same' padding: output length is ceil(length / stride).
+
+    When the total padding is odd the extra element goes *after* the input,
+    which is what TensorFlow does (and why even kernel sizes are asymmetric).
+    """
+    effective_kernel = (kernel_size - 1) * dilation + 1
+    out_length = -(-length // stride)  # ceil division
+    total = max((out_length - 1) * stride + effective_kernel - length, 0)
+    return (total // 2, total - total // 2)
+
+
+def resolve_padding(padding, spatial_shape, kernel_size, strides, dilation):
+    """Turn 'valid' / 'same' into a tuple of (before, after) pairs, one per axis."""
+    if padding == "valid":
+        return tuple((0, 0) for _ in spatial_shape)
+    if padding == "same":
+        return tuple(
+            same_padding(n, k, s, d)
+            for n, k, s, d in zip(spatial_shape, kernel_size, strides, dilation)
+        )
+    raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
