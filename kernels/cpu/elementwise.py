@@ -1,0 +1,230 @@
+"""Dropout, bias + activation and embedding lookup, compiled with Numba.
+
+Each public function is a small Python wrapper: it validates its arguments,
+makes the arrays contiguous, allocates the outputs and calls a compiled core.
+Every core makes a single pass over its data, fusing what NumPy would do in
+several passes (for example the bias add, the activation and, in backward,
+the bias-gradient sum).
+
+Multi-dimensional inputs are handed to the cores as flat or 2-D *views* of
+contiguous arrays, so one compiled loop serves every rank.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+# --- activations -----------------------------------------------------------
+# Compiled code cannot take a Python function as an argument cheaply, so the
+# activation travels into the cores as a small integer code.
+
+LINEAR = 0
+RELU = 1
+TANH = 2
+SIGMOID = 3
+HARD_SIGMOID = 4
+
+ACTIVATION_CODES = {
+    "linear": LINEAR,
+    "relu": RELU,
+    "tanh": TANH,
+    "sigmoid": SIGMOID,
+    "hard_sigmoid": HARD_SIGMOID,
+}
+
+
+def activation_code(name):
+    """Map an activation name to the integer code the compiled cores understand."""
+    if name not in ACTIVATION_CODES:
+        allowed = ", ".join(repr(known) for known in ACTIVATION_CODES)
+        raise ValueError(f"unknown activation {name!r}; allowed names are {allowed}")
+    return ACTIVATION_CODES[name]
+
+
+@njit(cache=True)
+def apply_activation(z, code):
+    """The activation with this code, at one pre-activation value z."""
+    if code == RELU:
+        # Written so that NaN passes through instead of being hidden as 0.
+        return 0.0 if z < 0.0 else z
+    if code == TANH:
+        return math.tanh(z)
+    if code == SIGMOID:
+        # exp(-|z|) never overflows; each branch divides by a number >= 1.
+        e = math.exp(-abs(z))
+        return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
+    if code == HARD_SIGMOID:
+        ramp = z / 6.0 + 0.5
+        if ramp < 0.0:
+            return 0.0
+        if ramp > 1.0:
+            return 1.0
+        return ramp
+    return z + 0.0  # linear; "+ 0.0" gives every branch the same float type
+
+
+@njit(cache=True)
+def activation_derivative_from_output(y, code):
+    """The activation's slope, computed from its output y (what forward keeps)."""
+    if code == RELU:
+        return 1.0 if y > 0.0 else 0.0
+    if code == TANH:
+        return 1.0 - y * y
+    if code == SIGMOID:
+        return y * (1.0 - y)
+    if code == HARD_SIGMOID:
+        return 1.0 / 6.0 if 0.0 < y < 1.0 else 0.0
+    return 1.0  # linear
+
+
+# --- dropout ---------------------------------------------------------------
+
+
+def _check_dropout_rate(rate):
+    # rate == 1 would divide by zero and silently turn every value into nan/inf.
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
+
+
+@njit(cache=True)
+def _dropout_forward_core(x, uniform, rate, keep_probability, y, mask):
+    for i in range(x.size):
+        keep = uniform[i] >= rate
+        mask[i] = keep
+        y[i] = x[i] / keep_probability if keep else 0.0
+
+
+def dropout_forward(x, uniform, rate):
+    """Zero each element whose uniform draw is below ``rate``; scale the rest by 1/(1-rate)."""
+    _check_dropout_rate(rate)
+    if uniform.shape != x.shape:
+        raise ValueError(f"dropout: uniform has shape {uniform.shape}, x has {x.shape}")
+    x = np.ascontiguousarray(x)
+    uniform = np.ascontiguousarray(uniform)
+    y = np.empty_like(x)
+    mask = np.empty(x.shape, dtype=np.bool_)
+    # Compare in the draws' own precision, as NumPy does with a Python float.
+    rate_like_uniform = uniform.dtype.type(rate)
+    _dropout_forward_core(
+        x.reshape(-1), uniform.reshape(-1), rate_like_uniform, 1.0 - rate,
+        y.reshape(-1), mask.reshape(-1),
+    )
+    return y, mask
+
+
+@njit(cache=True)
+def _dropout_backward_core(grad_y, mask, keep_probability, grad_x):
+    for i in range(grad_y.size):
+        grad_x[i] = grad_y[i] / keep_probability if mask[i] else 0.0
+
+
+def dropout_backward(grad_y, mask, rate):
+    """The forward pass is linear in x, so the gradient takes the same mask and scale."""
+    _check_dropout_rate(rate)
+    grad_y = np.ascontiguousarray(grad_y)
+    mask = np.ascontiguousarray(mask, dtype=np.bool_)
+    grad_x = np.empty_like(grad_y)
+    _dropout_backward_core(grad_y.reshape(-1), mask.reshape(-1), 1.0 - rate, grad_x.reshape(-1))
+    return grad_x
+
+
+# --- bias + activation -----------------------------------------------------
+
+
+def _as_rows(array):
+    """A contiguous 2-D (rows, last axis) view: bias and activation see every rank alike."""
+    return np.ascontiguousarray(array).reshape(-1, array.shape[-1])
+
+
+@njit(cache=True, parallel=True)
+def _bias_activation_forward_core(x, bias, code, y):
+    rows, channels = x.shape
+    for row in prange(rows):
+        for channel in range(channels):
+            y[row, channel] = apply_activation(x[row, channel] + bias[channel], code)
+
+
+def bias_activation_forward(x, bias, activation):
+    """``act(x + bias)``, the bias broadcast along the last axis of x (any rank)."""
+    code = activation_code(activation)
+    if x.ndim == 0:
+        raise ValueError("bias_activation needs an input with at least one axis, got a scalar")
+    if bias.shape != x.shape[-1:]:
+        raise ValueError(
+            f"bias_activation: bias has shape {bias.shape}, expected ({x.shape[-1]},) "
+            f"to match the last axis of x {x.shape}"
+        )
+    bias = np.ascontiguousarray(bias, dtype=x.dtype)
+    y = np.empty(x.shape, dtype=x.dtype)
+    _bias_activation_forward_core(_as_rows(x), bias, code, y.reshape(-1, x.shape[-1]))
+    return y
+
+
+@njit(cache=True)
+def _bias_activation_backward_core(grad_y, y, code, grad_x, grad_bias):
+    rows, channels = grad_y.shape
+    # Sum in float64 so that float32 bias gradients over many rows stay accurate.
+    bias_sums = np.zeros(channels)
+    for row in range(rows):
+        for channel in range(channels):
+            slope = activation_derivative_from_output(y[row, channel], code)
+            g = grad_y[row, channel] * slope
+            grad_x[row, channel] = g
+            bias_sums[channel] += g
+    for channel in range(channels):
+        grad_bias[channel] = bias_sums[channel]
+
+
+def bias_activation_backward(grad_y, y, activation):
+    """Gradients w.r.t. x and bias, computed from the forward output y in one pass."""
+    code = activation_code(activation)
+    if grad_y.ndim == 0 or grad_y.shape != y.shape:
+        raise ValueError(f"bias_activation: grad_y has shape {grad_y.shape}, y has {y.shape}")
+    grad_x = np.empty(grad_y.shape, dtype=grad_y.dtype)
+    grad_bias = np.empty(grad_y.shape[-1:], dtype=grad_y.dtype)
+    _bias_activation_backward_core(
+        _as_rows(grad_y), _as_rows(y.astype(grad_y.dtype, copy=False)), code,
+        grad_x.reshape(-1, grad_y.shape[-1]), grad_bias,
+    )
+    return grad_x, grad_bias
+
+
+# --- embedding -------------------------------------------------------------
+
+
+def _flat_ids(ids):
+    # One integer type for the cores, whatever integer type the caller used.
+    return np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+
+
+@njit(cache=True, parallel=True)
+def _embedding_forward_core(table, ids, out):
+    for i in prange(ids.size):
+        out[i, :] = table[ids[i], :]
+
+
+def embedding_forward(table, ids):
+    """Look up one row of ``table`` per id: out has shape ``ids.shape + (E,)``."""
+    table = np.ascontiguousarray(table)
+    ids = np.asarray(ids)
+    embedding_dim = table.shape[1]
+    out = np.empty(ids.shape + (embedding_dim,), dtype=table.dtype)
+    _embedding_forward_core(table, _flat_ids(ids), out.reshape(-1, embedding_dim))
+    return out
+
+
+@njit(cache=True)
+def _embedding_backward_core(grad_out, ids, grad_table):
+    # Serial on purpose: two positions holding the same id add into the same
+    # row, and a parallel loop over positions would let those additions race.
+    for i in range(ids.size):
+        grad_table[ids[i], :] += grad_out[i, :]
+
+
+def embedding_backward(grad_out, ids, vocab_size):
+    """Scatter-add each output row's gradient into its id's row; repeated ids accumulate."""
+    embedding_dim = grad_out.shape[-1]
+    grad_table = np.zeros((vocab_size, embedding_dim), dtype=grad_out.dtype)
+    rows = np.ascontiguousarray(grad_out).reshape(-1, embedding_dim)
+    _embedding_backward_core(rows, _flat_ids(ids), grad_table)
+    return grad_table

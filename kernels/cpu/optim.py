@@ -1,0 +1,142 @@
+"""Optimizer updates compiled with Numba, with Keras semantics, in place.
+
+Each update is one pass over the parameter: every element reads its gradient
+and state once and writes its new state and value once, where the NumPy
+version streams the whole array through memory several times.
+
+Parameters may have any shape. The cores see *flat views* made with
+``reshape(-1)``; for a C-contiguous array that view shares memory with the
+caller's array, so writing through it updates the caller's parameter and
+state. A non-contiguous array would be silently copied by ``reshape``, and
+the update lost, so the wrappers refuse such arrays.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+
+def _flat_view(array, name, param):
+    """A flat view that writes through to ``array`` (which must match ``param``)."""
+    if array.shape != param.shape:
+        raise ValueError(f"{name} has shape {array.shape}, the parameter has {param.shape}")
+    if not array.flags.c_contiguous or not array.flags.writeable:
+        raise ValueError(
+            f"{name} must be a writeable C-contiguous array to be updated in place; "
+            f"pass np.ascontiguousarray({name}) and keep that array as the state"
+        )
+    return array.reshape(-1)
+
+
+def _flat_grad(grad, param):
+    """The gradient is only read, so a contiguous copy in the parameter's dtype is fine."""
+    if grad.shape != param.shape:
+        raise ValueError(f"grad has shape {grad.shape}, the parameter has {param.shape}")
+    return np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1)
+
+
+# --- SGD -------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _sgd_core(param, grad, lr):
+    for i in range(param.size):
+        param[i] -= lr * grad[i]
+
+
+@njit(cache=True)
+def _sgd_momentum_core(param, grad, velocity, lr, momentum, nesterov):
+    for i in range(param.size):
+        g = grad[i]
+        new_velocity = momentum * velocity[i] - lr * g
+        velocity[i] = new_velocity
+        if nesterov:
+            # Step from the look-ahead point the velocity is about to reach.
+            param[i] += momentum * new_velocity - lr * g
+        else:
+            param[i] += new_velocity
+
+
+def sgd_update(param, grad, velocity, lr, momentum, nesterov):
+    """Keras SGD: plain, with momentum, or with Nesterov momentum (in place)."""
+    flat_param = _flat_view(param, "param", param)
+    flat_grad = _flat_grad(grad, param)
+    if momentum == 0:
+        # Keras keeps no velocity without momentum; the array is left untouched.
+        _sgd_core(flat_param, flat_grad, float(lr))
+        return
+    flat_velocity = _flat_view(velocity, "velocity", param)
+    _sgd_momentum_core(
+        flat_param, flat_grad, flat_velocity, float(lr), float(momentum), bool(nesterov)
+    )
+
+
+# --- Adam ------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _adam_core(param, grad, m, v, beta1, beta2, epsilon, alpha, decay):
+    for i in range(param.size):
+        g = grad[i]
+        p = param[i]
+        if decay != 0.0:
+            p -= decay * p
+        new_m = beta1 * m[i] + (1.0 - beta1) * g
+        new_v = beta2 * v[i] + (1.0 - beta2) * g * g
+        m[i] = new_m
+        v[i] = new_v
+        param[i] = p - alpha * new_m / (math.sqrt(new_v) + epsilon)
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay):
+    """Keras Adam (AdamW when weight_decay is non-zero), in place; ``step`` counts from 1."""
+    if step < 1:
+        raise ValueError(f"adam_update: step counts from 1, got {step}")
+    # Both bias corrections depend on the step only, so they are folded into
+    # the step size once here rather than once per element.
+    alpha = lr * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+    # Decoupled (AdamW) weight decay: the weights shrink by lr * weight_decay.
+    decay = lr * weight_decay if weight_decay else 0.0
+    _adam_core(
+        _flat_view(param, "param", param), _flat_grad(grad, param),
+        _flat_view(m, "m", param), _flat_view(v, "v", param),
+        float(beta1), float(beta2), float(epsilon), float(alpha), float(decay),
+    )
+
+
+# --- RMSprop and Adagrad ---------------------------------------------------
+
+
+@njit(cache=True)
+def _rmsprop_core(param, grad, mean_square, lr, rho, epsilon):
+    for i in range(param.size):
+        g = grad[i]
+        new_mean_square = rho * mean_square[i] + (1.0 - rho) * g * g
+        mean_square[i] = new_mean_square
+        param[i] -= lr * g / (math.sqrt(new_mean_square) + epsilon)
+
+
+def rmsprop_update(param, grad, mean_square, lr, rho, epsilon):
+    """Keras RMSprop without momentum, not centered (in place)."""
+    _rmsprop_core(
+        _flat_view(param, "param", param), _flat_grad(grad, param),
+        _flat_view(mean_square, "mean_square", param),
+        float(lr), float(rho), float(epsilon),
+    )
+
+
+@njit(cache=True)
+def _adagrad_core(param, grad, accumulator, lr, epsilon):
+    for i in range(param.size):
+        g = grad[i]
+        new_accumulator = accumulator[i] + g * g
+        accumulator[i] = new_accumulator
+        param[i] -= lr * g / (math.sqrt(new_accumulator) + epsilon)
+
+
+def adagrad_update(param, grad, accumulator, lr, epsilon):
+    """Adagrad, in place: each weight's step shrinks with its own sum of squared gradients."""
+    _adagrad_core(
+        _flat_view(param, "param", param), _flat_grad(grad, param),
+        _flat_view(accumulator, "accumulator", param), float(lr), float(epsilon),
+    )
