@@ -1,0 +1,191 @@
+"""Reductions: sum, mean, var, max, min, logsumexp, argmax; and the pair
+sum_to_shape / broadcast_to that the engine uses to undo broadcasting.
+
+A reduction's backward spreads the output gradient back over the reduced
+axes: that is broadcasting, so `sum` and `broadcast_to` are each other's
+backward, and so are `sum_to_shape` and `broadcast_to`.
+"""
+import builtins
+
+import numpy as np
+
+from ..autograd import Function, Tensor
+
+
+def _normalize_axes(axis, ndim):
+    """A sorted tuple of non-negative axes; None means every axis."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    normalized = []
+    for a in axes:
+        if not -ndim <= a < builtins.max(ndim, 1):
+            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+        normalized.append(a % ndim if ndim else 0)
+    return tuple(sorted(set(normalized)))
+
+
+def _restore_reduced_axes(grad, axes, keepdims):
+    """Put back the reduced axes as size-1 axes, so grad broadcasts over the input."""
+    if keepdims or not axes:
+        return grad
+    shape = list(grad.shape)
+    for a in axes:
+        shape.insert(a, 1)
+    return grad.reshape(tuple(shape))
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        ctx.axes = _normalize_axes(axis, a.ndim)
+        ctx.keepdims = keepdims
+        ctx.input_shape = a.shape
+        return a.sum(axis=ctx.axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = _restore_reduced_axes(grad, ctx.axes, ctx.keepdims)
+        return broadcast_to(grad, ctx.input_shape)
+
+
+class SumToShape(Function):
+    """Sum a broadcast result back down to `shape` (the inverse of broadcasting)."""
+
+    @staticmethod
+    def forward(ctx, a, shape):
+        ctx.input_shape = a.shape
+        extra = a.ndim - len(shape)
+        # Sum the leading axes broadcasting added, then the axes it stretched from 1.
+        stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and a.shape[extra + i] != 1)
+        out = a.sum(axis=tuple(range(extra)) + stretched, keepdims=True)
+        return out.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return broadcast_to(grad, ctx.input_shape)
+
+
+class BroadcastTo(Function):
+    @staticmethod
+    def forward(ctx, a, shape):
+        ctx.input_shape = a.shape
+        # A broadcast view is read-only and shares memory; copy so later
+        # in-place work on gradients can never write through it.
+        return np.broadcast_to(a, shape).copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return sum_to_shape(grad, ctx.input_shape)
+
+
+class MaxMin(Function):
+    """max or min over axes; tied extremes share the gradient equally."""
+
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False, take_max=True):
+        ctx.axes = _normalize_axes(axis, a.ndim)
+        ctx.keepdims = keepdims
+        if a.size == 0:
+            raise ValueError("max/min of an empty tensor has no value")
+        reduce = np.max if take_max else np.min
+        out = reduce(a, axis=ctx.axes, keepdims=True)
+        ctx.is_extreme = a == out
+        return out if keepdims else out.reshape([n for i, n in enumerate(out.shape) if i not in ctx.axes])
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = _restore_reduced_axes(grad, ctx.axes, ctx.keepdims)
+        is_extreme = ctx.is_extreme
+        count = is_extreme.sum(axis=ctx.axes, keepdims=True)
+        share = Tensor._wrap((is_extreme / count).astype(grad.dtype))
+        return grad * share
+
+
+class LogSumExp(Function):
+    """log(sum(exp(a))) computed as m + log(sum(exp(a - m))), m = max(a): no overflow."""
+
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        ctx.axes = _normalize_axes(axis, a.ndim)
+        ctx.keepdims = keepdims
+        shift = np.max(a, axis=ctx.axes, keepdims=True)
+        shift = np.where(np.isfinite(shift), shift, 0)
+        out = np.log(np.exp(a - shift).sum(axis=ctx.axes, keepdims=True)) + shift
+        ctx.save_for_backward(a)
+        return out if keepdims else out.reshape([n for i, n in enumerate(out.shape) if i not in ctx.axes])
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_tensors
+        # d logsumexp / da = softmax(a), recomputed with differentiable ops so
+        # that second derivatives are right too.
+        grad = _restore_reduced_axes(grad, ctx.axes, ctx.keepdims)
+        return grad * softmax_over(a, ctx.axes)
+
+
+def softmax_over(a, axes):
+    """exp(a - logsumexp(a)) over `axes`, built from differentiable ops."""
+    return (a - logsumexp(a, axis=axes, keepdims=True)).exp()
+
+
+# ----------------------------------------------------------------------------
+# Public functions
+# ----------------------------------------------------------------------------
+def sum(a, axis=None, keepdims=False):  # noqa: A001
+    return Sum.apply(a, axis=axis, keepdims=keepdims)
+
+
+def mean(a, axis=None, keepdims=False):
+    axes = _normalize_axes(axis, a.ndim)
+    count = 1
+    for ax in axes:
+        count *= a.shape[ax]
+    return sum(a, axis=axes, keepdims=keepdims) / builtins.max(count, 1)
+
+
+def var(a, axis=None, keepdims=False, ddof=0):
+    """Variance, the mean squared deviation (ddof=1 for the unbiased estimate)."""
+    axes = _normalize_axes(axis, a.ndim)
+    count = 1
+    for ax in axes:
+        count *= a.shape[ax]
+    deviation = a - mean(a, axis=axes, keepdims=True)
+    return sum(deviation * deviation, axis=axes, keepdims=keepdims) / builtins.max(count - ddof, 1)
+
+
+def max(a, axis=None, keepdims=False):  # noqa: A001
+    return MaxMin.apply(a, axis=axis, keepdims=keepdims, take_max=True)
+
+
+def min(a, axis=None, keepdims=False):  # noqa: A001
+    return MaxMin.apply(a, axis=axis, keepdims=keepdims, take_max=False)
+
+
+def logsumexp(a, axis=None, keepdims=False):
+    return LogSumExp.apply(a, axis=axis, keepdims=keepdims)
+
+
+def argmax(a, axis=None, keepdims=False):
+    """Index of the largest value (an integer tensor: no gradient)."""
+    data = a.data if isinstance(a, Tensor) else np.asarray(a)
+    return Tensor._wrap(np.argmax(data, axis=axis, keepdims=keepdims))
+
+
+def argmin(a, axis=None, keepdims=False):
+    data = a.data if isinstance(a, Tensor) else np.asarray(a)
+    return Tensor._wrap(np.argmin(data, axis=axis, keepdims=keepdims))
+
+
+def sum_to_shape(a, shape):
+    shape = tuple(shape)
+    if a.shape == shape:
+        return a
+    return SumToShape.apply(a, shape=shape)
+
+
+def broadcast_to(a, shape):
+    shape = tuple(shape)
+    if a.shape == shape:
+        return a
+    return BroadcastTo.apply(a, shape=shape)
