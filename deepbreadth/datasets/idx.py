@@ -157,7 +157,7 @@ def _read_elements(stream, dtype, shape, name):
         ) from error
     # Reading into the array's own memory avoids a second full-size copy (the
     # MNIST training images are 47 MB uncompressed).
-    buffer = memoryview(array).cast("B")
+    buffer = memoryview(array.reshape(-1).view(np.uint8))
     filled = 0
     while filled < array.nbytes:
         count = stream.readinto(buffer[filled:])
