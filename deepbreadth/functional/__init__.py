@@ -55,3 +55,4 @@ for _name, _function in _TENSOR_METHODS.items():
     setattr(Tensor, _name, _function)
 Tensor.T = property(transpose)
 Tensor.__hash__ = object.__hash__  # __eq__ is elementwise; hash stays by identity
+from .rnn import gru, lstm, simple_rnn
