@@ -268,11 +268,14 @@ class Tensor:
         return grad
 
     # -- backward ----------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=False, create_graph=False):
+    def backward(self, grad=None, retain_graph=None, create_graph=False):
         """Compute the gradient of this tensor with respect to every leaf.
 
         For a scalar the starting gradient is 1. For a tensor of any other shape
         pass `grad` of the same shape (the vector in a vector-Jacobian product).
+        The graph is freed afterwards unless `retain_graph=True`; with
+        `create_graph=True` it is kept by default, because the gradient's own
+        graph runs through it.
         """
         backward([self], [grad], retain_graph=retain_graph, create_graph=create_graph)
 
@@ -321,14 +324,36 @@ class Node:
     reads `ctx.saved_tensors` and `ctx.needs_input_grad`.
     """
 
+    # Defaults live on the class, so making a node costs one attribute: under
+    # no_grad (every op of a plain backward pass) a node is made, used as the
+    # forward's ctx and thrown away.
+    inputs = ()
+    needs_input_grad = ()
+    output_arrays = ()
+    _outputs = ()
+    _saved = ()
+    freed = False
+
     def __init__(self, function):
         self.function = function
-        self.inputs = ()
-        self.needs_input_grad = ()
-        self.output_arrays = ()
-        self._outputs = ()
-        self._saved = ()
-        self.freed = False
+
+    def record(self, inputs, outputs):
+        """Link this node into the graph: it consumed `inputs` and produced `outputs`."""
+        self.inputs = inputs
+        # tuple([...]) rather than tuple(... for ...): this runs for every recorded
+        # op, and a list comprehension is the faster of the two.
+        self.needs_input_grad = tuple([t.requires_grad for t in inputs])
+        self.output_arrays = tuple([output.data for output in outputs])
+        # Weak references: an output the caller dropped must not be kept alive
+        # by its own node (that would be a reference cycle holding every array).
+        self._outputs = tuple([weakref.ref(output) for output in outputs])
+        for index, output in enumerate(outputs):
+            if output.data.dtype.kind in "fc":
+                output.grad_fn = self
+                output.output_index = index
+            else:
+                # Integer and boolean results (argmax, comparisons) have no gradient.
+                output.requires_grad = False
 
     def save_for_backward(self, *values):
         """Keep arrays for backward. Inputs and outputs come back as Tensors linked
@@ -353,9 +378,22 @@ class Node:
                 return tensor
         for index, array in enumerate(self.output_arrays):
             if array is value:
-                output = self._outputs[index]()
-                return output if output is not None else Tensor._wrap(array)
+                return self._live_output(index)
         return Tensor._wrap(value)
+
+    def _live_output(self, index):
+        """Output `index` as a tensor linked to this node, even if the caller dropped it.
+
+        A dropped output is made again, pointing at this node, so that a
+        create_graph backward through a saved output (exp, tanh, softmax...)
+        still reaches this node's inputs.
+        """
+        output = self._outputs[index]()
+        if output is None:
+            output = Tensor._wrap(self.output_arrays[index], requires_grad=True)
+            output.grad_fn = self
+            output.output_index = index
+        return output
 
     def output_tensor(self, index):
         """The live output tensor `index` of this node, or None if it was dropped."""
@@ -399,47 +437,68 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **options):
         tensors = _to_tensors(inputs)
-        arrays = [t.data for t in tensors]
         ctx = Node(cls)
         try:
-            outputs = cls.forward(ctx, *arrays, **options)
+            outputs = cls.forward(ctx, *[t.data for t in tensors], **options)
+        except ShapeError:
+            raise  # already names the op and the shapes
         except ValueError as error:
             raise _explain_value_error(cls, tensors, error) from None
-        single = not isinstance(outputs, tuple)
-        output_arrays = (outputs,) if single else outputs
 
-        records = _grad_mode["enabled"] and any(t.requires_grad for t in tensors)
-        results = tuple(Tensor._wrap(a, requires_grad=records) for a in output_arrays)
+        records = False
+        if _grad_mode["enabled"]:
+            for t in tensors:
+                if t.requires_grad:
+                    records = True
+                    break
+        if type(outputs) is not tuple:  # the common single-output op
+            result = Tensor._wrap(outputs, records)
+            if records:
+                ctx.record(tensors, (result,))
+            return result
+        results = tuple(Tensor._wrap(output, records) for output in outputs)
         if records:
-            ctx.inputs = tuple(tensors)
-            ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
-            ctx.output_arrays = output_arrays
-            ctx._outputs = tuple(weakref.ref(r) for r in results)
-            for index, result in enumerate(results):
-                if result.data.dtype.kind in "fc":
-                    result.grad_fn = ctx
-                    result.output_index = index
-                else:
-                    # Integer and boolean results (argmax, comparisons) have no gradient.
-                    result.requires_grad = False
-        return results[0] if single else results
+            ctx.record(tensors, results)
+        return results
 
 
 def _to_tensors(inputs):
-    """Tensors for the positional inputs of an op; numbers take a tensor neighbour's dtype."""
+    """Tensors for the positional inputs of an op, all on one device.
+
+    Python numbers become constants with the dtype of a floating tensor
+    neighbour, so `x * 2` stays float32 and `x64 * 0.5` stays float64.
+    """
+    tensors = inputs
+    for x in inputs:  # a plain loop: this runs for every op, generators cost more
+        if type(x) is not Tensor:
+            tensors = _numbers_as_tensors(inputs)
+            break
+    if len(tensors) > 1:
+        _check_one_device(tensors)
+    return tensors
+
+
+def _numbers_as_tensors(inputs):
     tensors_given = [x for x in inputs if isinstance(x, Tensor)]
     like = next((t for t in tensors_given if t.data.dtype.kind == "f"),
                 tensors_given[0] if tensors_given else None)
-    tensors = [x if isinstance(x, Tensor) else as_tensor(x, like=like) for x in inputs]
-    if len(tensors) > 1:
-        on_gpu = [backend.is_gpu_array(t.data) for t in tensors]
-        if any(on_gpu) and not all(on_gpu):
-            devices = ", ".join(t.device for t in tensors)
-            raise BackendError(
-                f"an op got tensors on different devices ({devices}); move them to one "
-                "device first with .to('cuda') or .to('cpu')"
-            )
-    return tensors
+    return tuple(x if isinstance(x, Tensor) else as_tensor(x, like=like) for x in inputs)
+
+
+def _check_one_device(tensors):
+    first_type = type(tensors[0].data)
+    for t in tensors:
+        if type(t.data) is not first_type:
+            break
+    else:
+        return  # one array type, so one device (the cheap test, true almost always)
+    on_gpu = [backend.is_gpu_array(t.data) for t in tensors]
+    if any(on_gpu) and not all(on_gpu):
+        devices = ", ".join(t.device for t in tensors)
+        raise BackendError(
+            f"an op got tensors on different devices ({devices}); move them to one "
+            "device first with .to('cuda') or .to('cpu')"
+        )
 
 
 def _explain_value_error(function, tensors, error):
@@ -482,15 +541,31 @@ def _topological_order(root_nodes):
     return order
 
 
-def _sum_to_shape(grad, shape):
-    """Undo broadcasting: sum `grad` down to `shape`. Done once here, for every op."""
-    if grad.shape == shape:
-        return grad
-    return grad.sum_to_shape(shape)
+def _gradient_for(tensor, grad):
+    """`grad` made fit for `tensor`: a Tensor of its shape and dtype.
+
+    Undoing broadcasting (summing down to the input's shape) is done here,
+    once, for every op. A raw array from a custom backward is wrapped as it is
+    (never converted to the default float dtype), and a gradient that a
+    mixed-dtype op made wider is cast back, so `.grad` has its tensor's dtype.
+    """
+    if not isinstance(grad, Tensor):
+        grad = Tensor._wrap(backend.array_module(grad).asarray(grad))
+    if grad.shape != tensor.shape:
+        grad = grad.sum_to_shape(tensor.shape)
+    if grad.data.dtype != tensor.data.dtype:
+        grad = grad.astype(tensor.data.dtype)
+    return grad
 
 
 def _add_gradients(total, new):
-    return new if total is None else total + new
+    """total + new, where total may be None (no gradient yet)."""
+    if total is None:
+        return new
+    if total.requires_grad or new.requires_grad:
+        return total + new  # create_graph: the sum is part of the recorded graph
+    # Plain gradients are constants: add their arrays, no op to record.
+    return Tensor._wrap(total.data + new.data)
 
 
 def _starting_gradient(tensor, grad):
@@ -501,19 +576,24 @@ def _starting_gradient(tensor, grad):
                 "of the same shape; only a single-element tensor has the implicit "
                 "starting gradient 1 (did you mean loss.sum().backward() or loss.mean()?)"
             )
-        return Tensor._wrap(backend.array_module(tensor.data).ones_like(tensor.data))
-    grad = as_tensor(grad)
+        return Tensor._wrap(backend.array_module(tensor.data).ones(tensor.shape, tensor.dtype))
+    if not isinstance(grad, Tensor):
+        grad = Tensor(grad, dtype=tensor.dtype)
     if grad.shape != tensor.shape:
         raise ShapeError(f"backward: grad has shape {grad.shape} but the tensor has shape {tensor.shape}")
     return grad
 
 
-def backward(tensors, grad_tensors=None, retain_graph=False, create_graph=False, inputs=None):
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Backpropagate from `tensors`, adding into `.grad` of the leaves.
 
     With `inputs` (a list of tensors) the gradients of those tensors are
     returned instead, and no `.grad` is touched: that is `deepbreadth.grad`.
     """
+    if retain_graph is None:
+        # A gradient built with create_graph is differentiated later through
+        # this same graph, so its saved values must survive this pass.
+        retain_graph = create_graph
     if grad_tensors is None:
         grad_tensors = [None] * len(tensors)
     for tensor in tensors:
@@ -547,7 +627,7 @@ def backward(tensors, grad_tensors=None, retain_graph=False, create_graph=False,
             for tensor, grad in zip(node.inputs, input_grads):
                 if grad is None or not tensor.requires_grad:
                     continue
-                grad = _sum_to_shape(as_tensor(grad), tensor.shape)
+                grad = _gradient_for(tensor, grad)
                 if tensor.grad_fn is None:
                     leaf_grads[tensor] = _add_gradients(leaf_grads.get(tensor), grad)
                 else:
@@ -562,7 +642,7 @@ def backward(tensors, grad_tensors=None, retain_graph=False, create_graph=False,
             if id(leaf) in wanted:
                 captured[id(leaf)] = grad
         else:
-            leaf.grad = grad if leaf.grad is None else leaf.grad + grad
+            leaf.grad = _add_gradients(leaf.grad, grad)
     if wanted is not None:
         return [captured.get(id(t)) for t in inputs]
     return None
@@ -578,7 +658,7 @@ def _finish_output_grads(node, output_grads, wanted, captured):
             if wanted is not None and id(output) in wanted:
                 captured[id(output)] = grad
             elif output._retains_grad:
-                output.grad = grad if output.grad is None else output.grad + grad
+                output.grad = _add_gradients(output.grad, grad)
         if grad is None:
             # An unused output of a multi-output op contributes a zero gradient.
             array = node.output_arrays[index]

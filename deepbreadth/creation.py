@@ -17,23 +17,34 @@ def tensor(data, dtype=None, requires_grad=False, device=None):
     """A tensor from a number, a (nested) list or an array.
 
     Floating data becomes float32 (the default float dtype) unless `dtype` says
-    otherwise; integers stay integers (labels, indices).
+    otherwise; integers stay integers (labels, indices). The values are copied,
+    so later changes to `data` do not reach the tensor.
     """
-    result = Tensor(data, dtype=dtype)
+    if isinstance(data, Tensor):
+        data = data.data
+    copied = data.copy() if backend.is_gpu_array(data) else np.array(data)
+    result = Tensor(copied, dtype=dtype, requires_grad=requires_grad)
     result.data = _on_device(result.data, device)
-    return result.requires_grad_(requires_grad) if requires_grad else result
+    return result
 
 
+# Each maker passes its dtype on to `tensor`: without it, `tensor` would turn a
+# float64 array back into the default float dtype.
 def zeros(*shape, dtype=None, requires_grad=False, device=None):
-    return tensor(np.zeros(_shape(shape), dtype=_float_dtype(dtype)), requires_grad=requires_grad, device=device)
+    dtype = _float_dtype(dtype)
+    return tensor(np.zeros(_shape(shape), dtype=dtype), dtype=dtype,
+                  requires_grad=requires_grad, device=device)
 
 
 def ones(*shape, dtype=None, requires_grad=False, device=None):
-    return tensor(np.ones(_shape(shape), dtype=_float_dtype(dtype)), requires_grad=requires_grad, device=device)
+    dtype = _float_dtype(dtype)
+    return tensor(np.ones(_shape(shape), dtype=dtype), dtype=dtype,
+                  requires_grad=requires_grad, device=device)
 
 
 def full(shape, fill_value, dtype=None, requires_grad=False, device=None):
-    return tensor(np.full(_shape((shape,)), fill_value, dtype=_float_dtype(dtype)),
+    dtype = _float_dtype(dtype)
+    return tensor(np.full(_shape((shape,)), fill_value, dtype=dtype), dtype=dtype,
                   requires_grad=requires_grad, device=device)
 
 
@@ -59,14 +70,16 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False, device=Non
 
 def randn(*shape, dtype=None, requires_grad=False, device=None):
     """Standard normal samples, from the generator that set_seed seeds."""
-    values = backend.rng().standard_normal(_shape(shape)).astype(_float_dtype(dtype))
-    return tensor(values, requires_grad=requires_grad, device=device)
+    dtype = _float_dtype(dtype)
+    values = backend.rng().standard_normal(_shape(shape)).astype(dtype)
+    return tensor(values, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
 def rand(*shape, dtype=None, requires_grad=False, device=None):
     """Uniform samples in [0, 1)."""
-    values = backend.rng().random(_shape(shape)).astype(_float_dtype(dtype))
-    return tensor(values, requires_grad=requires_grad, device=device)
+    dtype = _float_dtype(dtype)
+    values = backend.rng().random(_shape(shape)).astype(dtype)
+    return tensor(values, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
 def _shape(shape):

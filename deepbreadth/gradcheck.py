@@ -6,10 +6,12 @@ two agree to many digits in float64; if it was not, they differ in a way a
 test can catch.
 
 Two ways of comparing:
-- 'full': the whole Jacobian, one element at a time (few inputs/outputs);
-- 'random': directional derivatives along random directions against the
-  analytic gradient dotted with the same direction (large inputs), for a
-  random weighting of the outputs.
+- 'full': the whole Jacobian, d output element / d input element for every
+  pair. Each column comes from moving one input element both ways, each row
+  from one backward pass seeded with one output element (small tensors).
+- 'random': directional derivatives along random directions, for a random
+  weighting of the outputs, against the analytic gradient dotted with the
+  same direction (large tensors, where the full Jacobian costs too much).
 """
 import numpy as np
 
@@ -25,58 +27,47 @@ def _prepare_inputs(inputs):
     prepared = []
     for value in inputs:
         if isinstance(value, Tensor):
-            array = value.numpy()
+            array, name = value.numpy(), value.name
         elif isinstance(value, (np.ndarray, np.generic, float, int, list)):
-            array = np.asarray(value)
+            array, name = np.asarray(value), None
         else:
             prepared.append(value)  # options such as None or strings pass through
             continue
         if array.dtype.kind == "f":
-            prepared.append(Tensor(array, dtype=np.float64, requires_grad=True))
+            prepared.append(Tensor(array, dtype=np.float64, requires_grad=True, name=name))
         else:
-            prepared.append(Tensor(array))
+            prepared.append(Tensor(array, name=name))
     return prepared
 
 
 def _outputs_as_tuple(outputs):
-    return outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+    return tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
 
 
-def _weighted_sum(outputs, weights):
-    total = None
-    for output, weight in zip(outputs, weights):
-        term = (output * Tensor(weight, dtype=np.float64)).sum()
-        total = term if total is None else total + term
-    return total
+def _floating_outputs(fn, inputs):
+    """fn's floating outputs (integer ones, like argmax, have no gradient to check)."""
+    return [o for o in _outputs_as_tuple(fn(*inputs)) if o.dtype.kind == "f"]
 
 
-def _evaluate(fn, inputs, weights):
-    """The scalar sum_k <output_k, weight_k> as a float, without recording a graph."""
+def _flat_outputs(fn, inputs):
+    """Every floating output element, flattened into one float64 vector."""
     with no_grad():
-        outputs = _outputs_as_tuple(fn(*inputs))
-    return float(sum(np.vdot(o.numpy().astype(np.float64), w) for o, w in zip(outputs, weights)))
+        outputs = _floating_outputs(fn, inputs)
+    if not outputs:
+        return np.zeros(0)
+    return np.concatenate([o.numpy().astype(np.float64).ravel() for o in outputs])
 
 
-def _analytic_gradients(fn, inputs, weights):
-    """Gradient of the weighted output sum with respect to every differentiable input."""
-    differentiable = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
-    with enable_grad():
-        outputs = _outputs_as_tuple(fn(*inputs))
-        scalar = _weighted_sum(outputs, weights)
-        if not scalar.requires_grad:
-            return [np.zeros(t.shape) for t in differentiable]
-        grads = grad(scalar, differentiable)
-    return [np.zeros(t.shape) if g is None else g.numpy().astype(np.float64) for g in grads]
-
-
-def _numeric_derivative(fn, inputs, weights, tensor, direction, eps):
-    """Central difference of the weighted output sum along `direction` in `tensor`."""
-    original = tensor.data.copy()
-    tensor.data = original + eps * direction
-    plus = _evaluate(fn, inputs, weights)
-    tensor.data = original - eps * direction
-    minus = _evaluate(fn, inputs, weights)
-    tensor.data = original
+def _moved(fn, inputs, tensor, direction, eps):
+    """(f(x + eps d) - f(x - eps d)) / (2 eps) for every output element."""
+    original = tensor.data
+    try:
+        tensor.data = original + eps * direction
+        plus = _flat_outputs(fn, inputs)
+        tensor.data = original - eps * direction
+        minus = _flat_outputs(fn, inputs)
+    finally:
+        tensor.data = original
     return (plus - minus) / (2 * eps)
 
 
@@ -95,62 +86,156 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, mode="auto",
     Returns True, or raises GradcheckError naming the input, the worst
     element's index, and both values.
 
-    mode: 'full' checks every element of the gradient of a random weighting of
-    the outputs (repeated for 2 weightings); 'random' compares directional
+    mode: 'full' compares the whole Jacobian; 'random' compares directional
     derivatives along `num_directions` random directions; 'auto' picks 'full'
-    when the inputs have at most `max_full_elements` elements in total.
+    when the inputs and the outputs each have at most `max_full_elements`
+    elements in total.
     """
     rng = np.random.default_rng(seed)
     inputs = _prepare_inputs(inputs)
     differentiable = [(i, t) for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     if not differentiable:
         raise ValueError("gradcheck: none of the inputs is a floating tensor or array")
-    total_elements = sum(t.size for _, t in differentiable)
+    with no_grad():
+        output_shapes = [o.shape for o in _floating_outputs(fn, inputs)]
     if mode == "auto":
-        mode = "full" if total_elements <= max_full_elements else "random"
-    outputs = _outputs_as_tuple(fn(*inputs))
-    # Two independent random weightings of the outputs in full mode: together
-    # they catch errors a single weighting could cancel by chance.
-    weightings = 2 if mode == "full" else 1
-    for _ in range(weightings):
-        weights = [rng.standard_normal(o.shape) for o in outputs]
-        analytic = _analytic_gradients(fn, inputs, weights)
-        for (index, tensor), analytic_grad in zip(differentiable, analytic):
-            if mode == "full":
-                _check_every_element(fn, inputs, weights, index, tensor, analytic_grad, eps, atol, rtol)
-            else:
-                _check_directions(fn, inputs, weights, index, tensor, analytic_grad, eps, atol,
-                                  rtol, num_directions, rng)
+        input_elements = sum(t.size for _, t in differentiable)
+        output_elements = sum(int(np.prod(shape)) for shape in output_shapes)
+        small = input_elements <= max_full_elements and output_elements <= max_full_elements
+        mode = "full" if small else "random"
+    if mode == "full":
+        _check_jacobians(fn, inputs, differentiable, eps, atol, rtol)
+    elif mode == "random":
+        weights = [rng.standard_normal(shape) for shape in output_shapes]
+        _check_directions(fn, inputs, differentiable, weights, eps, atol, rtol, num_directions, rng)
+    else:
+        raise ValueError(f"gradcheck: mode must be 'auto', 'full' or 'random', got {mode!r}")
     return True
 
 
-def _check_every_element(fn, inputs, weights, index, tensor, analytic_grad, eps, atol, rtol):
+# ----------------------------------------------------------------------------
+# Full mode: the whole Jacobian
+# ----------------------------------------------------------------------------
+def _analytic_jacobians(fn, inputs, differentiable):
+    """One (output elements, input elements) matrix per differentiable input.
+
+    Row r is the gradient of output element r: one backward pass seeded with
+    a one-hot gradient, through a graph kept alive for all of them.
+    """
+    tensors = [t for _, t in differentiable]
+    with enable_grad():
+        outputs = _floating_outputs(fn, inputs)
+    total = sum(o.size for o in outputs)
+    jacobians = [np.zeros((total, t.size)) for t in tensors]
+    row = 0
+    for output in outputs:
+        for position in np.ndindex(*output.shape):
+            if output.requires_grad:
+                one_hot = np.zeros(output.shape, dtype=output.dtype)
+                one_hot[position] = 1
+                grads = grad(output, tensors, grad_outputs=Tensor(one_hot, dtype=output.dtype),
+                             retain_graph=True)
+                for jacobian, g in zip(jacobians, grads):
+                    if g is not None:
+                        jacobian[row] = g.numpy().astype(np.float64).ravel()
+            row += 1
+    return jacobians
+
+
+def _numeric_jacobian(fn, inputs, tensor, eps):
+    """Column c: how every output element moves when input element c moves."""
+    columns = []
+    for position in np.ndindex(*tensor.shape):
+        direction = np.zeros(tensor.shape)
+        direction[position] = 1.0
+        columns.append(_moved(fn, inputs, tensor, direction, eps))
+    output_elements = _flat_outputs(fn, inputs).size
+    if not columns:
+        return np.zeros((output_elements, 0))
+    return np.stack(columns, axis=1)
+
+
+def _check_jacobians(fn, inputs, differentiable, eps, atol, rtol):
+    analytic = _analytic_jacobians(fn, inputs, differentiable)
+    for (index, tensor), analytic_jacobian in zip(differentiable, analytic):
+        numeric_jacobian = _numeric_jacobian(fn, inputs, tensor, eps)
+        excess = np.abs(analytic_jacobian - numeric_jacobian) - (atol + rtol * np.abs(numeric_jacobian))
+        if excess.size and np.max(excess) > 0:
+            row, column = np.unravel_index(np.argmax(excess), excess.shape)
+            element = np.unravel_index(column, tensor.shape)
+            raise GradcheckError(
+                f"gradient of {_describe(index, tensor.name)} is wrong at index "
+                f"{tuple(int(i) for i in element)} (for output element {int(row)} of the "
+                f"flattened outputs): analytic {analytic_jacobian[row, column]:.10g}, "
+                f"numeric {numeric_jacobian[row, column]:.10g} (atol={atol}, rtol={rtol})"
+            )
+
+
+# ----------------------------------------------------------------------------
+# Random mode: directional derivatives
+# ----------------------------------------------------------------------------
+def _weighted_sum(outputs, weights):
+    total = None
+    for output, weight in zip(outputs, weights):
+        term = (output * Tensor(weight, dtype=np.float64)).sum()
+        total = term if total is None else total + term
+    return total
+
+
+def _weighted_gradients(fn, inputs, tensors, weights):
+    """Gradient of sum_k <output_k, weight_k> with respect to each of `tensors`."""
+    with enable_grad():
+        scalar = _weighted_sum(_floating_outputs(fn, inputs), weights)
+        if scalar is None or not scalar.requires_grad:
+            return [np.zeros(t.shape) for t in tensors]
+        grads = grad(scalar, tensors)
+    return [np.zeros(t.shape) if g is None else g.numpy().astype(np.float64) for g in grads]
+
+
+def _weighted_numeric(fn, inputs, tensor, direction, weights, eps):
+    flat_weights = np.concatenate([w.ravel() for w in weights]) if weights else np.zeros(0)
+    return float(np.dot(_moved(fn, inputs, tensor, direction, eps), flat_weights))
+
+
+# Past this many elements a failing input is not searched element by element
+# for the index to blame (that costs two evaluations of fn per element).
+MAX_ELEMENTS_TO_LOCATE = 20000
+
+
+def _check_directions(fn, inputs, differentiable, weights, eps, atol, rtol, num_directions, rng):
+    analytic = _weighted_gradients(fn, inputs, [t for _, t in differentiable], weights)
+    for (index, tensor), analytic_grad in zip(differentiable, analytic):
+        for k in range(num_directions):
+            direction = rng.standard_normal(tensor.shape)
+            numeric = _weighted_numeric(fn, inputs, tensor, direction, weights, eps)
+            expected = float(np.vdot(analytic_grad, direction))
+            if abs(expected - numeric) > atol + rtol * abs(numeric):
+                if tensor.size <= MAX_ELEMENTS_TO_LOCATE:
+                    _locate_wrong_element(fn, inputs, index, tensor, analytic_grad, weights,
+                                          eps, atol, rtol)
+                raise GradcheckError(
+                    f"gradient of {_describe(index, tensor.name)} is wrong along random "
+                    f"direction {k}: analytic {expected:.10g}, numeric {numeric:.10g} "
+                    f"(atol={atol}, rtol={rtol})"
+                )
+
+
+def _locate_wrong_element(fn, inputs, index, tensor, analytic_grad, weights, eps, atol, rtol):
+    """A direction mixes every element; to name the wrong one, try them one at a time."""
     numeric = np.zeros(tensor.shape)
     for position in np.ndindex(*tensor.shape):
         direction = np.zeros(tensor.shape)
         direction[position] = 1.0
-        numeric[position] = _numeric_derivative(fn, inputs, weights, tensor, direction, eps)
-    error = np.abs(analytic_grad - numeric) - (atol + rtol * np.abs(numeric))
-    if error.size and np.max(error) > 0:
-        worst = np.unravel_index(np.argmax(error), error.shape)
+        numeric[position] = _weighted_numeric(fn, inputs, tensor, direction, weights, eps)
+    excess = np.abs(analytic_grad - numeric) - (atol + rtol * np.abs(numeric))
+    if excess.size and np.max(excess) > 0:
+        worst = np.unravel_index(np.argmax(excess), excess.shape)
         raise GradcheckError(
-            f"gradient of {_describe(index, tensor.name)} is wrong at index {tuple(int(i) for i in worst)}: "
+            f"gradient of {_describe(index, tensor.name)} is wrong at index "
+            f"{tuple(int(i) for i in worst)} (random weighting of the outputs): "
             f"analytic {analytic_grad[worst]:.10g}, numeric {numeric[worst]:.10g} "
             f"(atol={atol}, rtol={rtol})"
         )
-
-
-def _check_directions(fn, inputs, weights, index, tensor, analytic_grad, eps, atol, rtol,
-                      num_directions, rng):
-    for k in range(num_directions):
-        direction = rng.standard_normal(tensor.shape)
-        numeric = _numeric_derivative(fn, inputs, weights, tensor, direction, eps)
-        expected = float(np.vdot(analytic_grad, direction))
-        if abs(expected - numeric) > atol + rtol * abs(numeric):
-            raise GradcheckError(
-                f"gradient of {_describe(index, tensor.name)} is wrong along random direction {k}: "
-                f"analytic {expected:.10g}, numeric {numeric:.10g} (atol={atol}, rtol={rtol})"
-            )
 
 
 def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, mode="auto", seed=0, **options):
@@ -161,18 +246,21 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, mode="auto", seed=
     """
     rng = np.random.default_rng(seed + 1)
     inputs = _prepare_inputs(inputs)
-    outputs = _outputs_as_tuple(fn(*inputs))
-    weights = [rng.standard_normal(o.shape) for o in outputs]
+    with no_grad():
+        weights = [rng.standard_normal(o.shape) for o in _floating_outputs(fn, inputs)]
     positions = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
 
     def first_gradients(*values):
+        wanted = [values[i] for i in positions]
         with enable_grad():
-            scalar = _weighted_sum(_outputs_as_tuple(fn(*values)), weights)
-            wanted = [values[i] for i in positions]
-            grads = grad(scalar, wanted, create_graph=True)
+            scalar = _weighted_sum(_floating_outputs(fn, values), weights)
+            if scalar is None or not scalar.requires_grad:
+                grads = [None] * len(wanted)  # fn ignores its inputs: gradients are zero
+            else:
+                grads = grad(scalar, wanted, create_graph=True)
         # An input that does not affect the output has a zero gradient.
-        return tuple(g if g is not None else Tensor(np.zeros(values[i].shape), dtype=np.float64)
-                     for g, i in zip(grads, positions))
+        return tuple(g if g is not None else Tensor(np.zeros(t.shape), dtype=np.float64)
+                     for g, t in zip(grads, wanted))
 
     return gradcheck(first_gradients, inputs, eps=eps, atol=atol, rtol=rtol, mode=mode,
                      seed=seed, **options)

@@ -207,6 +207,10 @@ def log_softmax(a, axis=-1):
 
 
 def _single_axis(a, axis):
+    if a.ndim == 0:
+        return None  # a scalar is its own (one-element) distribution
+    if axis is None or not isinstance(axis, (int, np.integer)):
+        raise ValueError(f"softmax works over one axis, got axis={axis!r}")
     (axis,) = _normalize_axes(axis, a.ndim)
     return axis
 

@@ -22,13 +22,15 @@ def _normalize_axes(axis, ndim):
         if not -ndim <= a < builtins.max(ndim, 1):
             raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
         normalized.append(a % ndim if ndim else 0)
+    if ndim == 0:
+        return ()  # axis 0 or -1 of a scalar: there is nothing to reduce over
     return tuple(sorted(set(normalized)))
 
 
 def _restore_reduced_axes(grad, axes, keepdims):
     """Put back the reduced axes as size-1 axes, so grad broadcasts over the input."""
-    if keepdims or not axes:
-        return grad
+    if keepdims or not axes or grad.ndim == 0:
+        return grad  # a scalar (the sum of everything) broadcasts as it is
     shape = list(grad.shape)
     for a in axes:
         shape.insert(a, 1)

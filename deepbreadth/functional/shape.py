@@ -199,7 +199,21 @@ def concatenate(tensors, axis=0):
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("concatenate needs at least one tensor")
+    _check_concatenable([t.shape for t in tensors], axis)
     return Concatenate.apply(*tensors, axis=axis)
+
+
+def _check_concatenable(shapes, axis):
+    """Every shape must agree on every axis but `axis`; say which ones do not."""
+    ndim = len(shapes[0])
+    if ndim == 0 or any(len(s) != ndim for s in shapes) or not -ndim <= axis < ndim:
+        raise ShapeError(f"concatenate: cannot join shapes {shapes} along axis {axis}")
+    axis = axis % ndim
+    others = {s[:axis] + s[axis + 1:] for s in shapes}
+    if len(others) > 1:
+        raise ShapeError(
+            f"concatenate: shapes {shapes} must match on every axis except axis {axis}"
+        )
 
 
 def stack(tensors, axis=0):
