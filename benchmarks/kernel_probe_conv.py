@@ -1,0 +1,132 @@
+"""Time the conv and pool kernels on the MNIST CNN's shapes, next to PyTorch.
+
+    python benchmarks/kernel_probe_conv.py [--threads 2] [--repeats 30]
+
+The workload is the Keras MNIST CNN at batch 128: Conv2D(32, 3x3) on 28x28x1,
+MaxPool 2x2, Conv2D(64, 3x3) on 13x13x32, MaxPool 2x2.  Each line gives the
+median time of our Numba (cpu) kernel, PyTorch's time for the same work
+(NCHW, as PyTorch prefers), and the ratio ours / torch (below 1: we are faster).
+
+PyTorch's backward passes are timed one gradient at a time through
+aten.convolution_backward and aten.max_pool2d_with_indices_backward, the
+functions its autograd calls, so each of our kernels meets its exact twin.
+"""
+import argparse
+import os
+import time
+
+
+def parse_arguments():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    return parser.parse_args()
+
+
+ARGS = parse_arguments()
+# Thread counts must be set before NumPy's BLAS and Numba start their pools.
+for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[variable] = str(ARGS.threads)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from deepbreadth.kernels.cpu import conv as cpu_conv  # noqa: E402
+from deepbreadth.kernels.cpu import pool as cpu_pool  # noqa: E402
+
+torch.set_num_threads(ARGS.threads)
+
+
+def median_seconds(function, repeats):
+    """Median wall time of function() after two warm-up calls (Numba compiles on the first)."""
+    function()
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def report(name, ours, theirs):
+    print(f"{name:<44} ours {ours * 1e3:7.2f} ms   torch {theirs * 1e3:7.2f} ms   "
+          f"ratio {ours / theirs:5.2f}")
+
+
+def probe_conv(batch, height, width, channels, filters, dtype, repeats):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, height, width, channels)).astype(dtype)
+    w = rng.standard_normal((3, 3, channels, filters)).astype(dtype)
+    geometry = ((1, 1), ((0, 0), (0, 0)), (1, 1))
+    y = cpu_conv.conv2d_forward(x, w, *geometry)
+    grad_y = rng.standard_normal(y.shape).astype(dtype)
+
+    x_t = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+    w_t = torch.from_numpy(w.transpose(3, 2, 0, 1).copy())
+    grad_y_t = torch.from_numpy(grad_y.transpose(0, 3, 1, 2).copy())
+
+    def torch_backward(input_mask, weight_mask):
+        return torch.ops.aten.convolution_backward(
+            grad_y_t, x_t, w_t, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1,
+            [input_mask, weight_mask, False],
+        )
+
+    shape = f"{batch}x{height}x{width}x{channels} -> {filters}"
+    with torch.no_grad():
+        cases = [
+            ("forward", lambda: cpu_conv.conv2d_forward(x, w, *geometry),
+             lambda: torch.nn.functional.conv2d(x_t, w_t)),
+            ("backward input", lambda: cpu_conv.conv2d_backward_input(grad_y, w, x.shape, *geometry),
+             lambda: torch_backward(True, False)),
+            ("backward kernel", lambda: cpu_conv.conv2d_backward_kernel(x, grad_y, w.shape, *geometry),
+             lambda: torch_backward(False, True)),
+        ]
+        totals = [0.0, 0.0]
+        for name, ours, theirs in cases:
+            ours_s, theirs_s = median_seconds(ours, repeats), median_seconds(theirs, repeats)
+            totals[0] += ours_s
+            totals[1] += theirs_s
+            report(f"conv2d 3x3 {shape} {name}", ours_s, theirs_s)
+        report(f"conv2d 3x3 {shape} all three", *totals)
+
+
+def probe_max_pool(batch, height, width, channels, dtype, repeats):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, height, width, channels)).astype(dtype)
+    arguments = ((2, 2), (2, 2), ((0, 0), (0, 0)))
+    y, argmax = cpu_pool.max_pool2d_forward(x, *arguments)
+    grad_y = rng.standard_normal(y.shape).astype(dtype)
+
+    x_t = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+    grad_y_t = torch.from_numpy(grad_y.transpose(0, 3, 1, 2).copy())
+    _, indices_t = torch.nn.functional.max_pool2d(x_t, 2, 2, return_indices=True)
+    shape = f"{batch}x{height}x{width}x{channels}"
+
+    # PyTorch saves the winners' indices whenever the input needs a gradient,
+    # as ours always does: time the forward with return_indices to match.
+    forward_ours = median_seconds(lambda: cpu_pool.max_pool2d_forward(x, *arguments), repeats)
+    forward_torch = median_seconds(
+        lambda: torch.nn.functional.max_pool2d(x_t, 2, 2, return_indices=True), repeats)
+    backward_ours = median_seconds(
+        lambda: cpu_pool.max_pool2d_backward(grad_y, argmax, x.shape), repeats)
+    backward_torch = median_seconds(
+        lambda: torch.ops.aten.max_pool2d_with_indices_backward(
+            grad_y_t, x_t, [2, 2], [2, 2], [0, 0], [1, 1], False, indices_t), repeats)
+    report(f"max_pool2d 2x2 {shape} forward", forward_ours, forward_torch)
+    report(f"max_pool2d 2x2 {shape} backward", backward_ours, backward_torch)
+
+
+def main():
+    dtype = np.dtype(ARGS.dtype)
+    print(f"threads: {ARGS.threads} (torch {torch.get_num_threads()}), dtype {dtype}, "
+          f"median of {ARGS.repeats}")
+    probe_conv(128, 28, 28, 1, 32, dtype, ARGS.repeats)
+    probe_conv(128, 13, 13, 32, 64, dtype, ARGS.repeats)
+    probe_max_pool(128, 26, 26, 32, dtype, ARGS.repeats)
+    probe_max_pool(128, 11, 11, 64, dtype, ARGS.repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""Pooling kernels for the CPU, in Numba.
+
+Pooling does almost no arithmetic per byte it reads, so the fastest plan is the
+plainest one: one pass over the input with direct loops, the channel loop
+innermost (channels are contiguous in NHWC, so it runs over adjacent memory),
+and the batch split across threads.  Each thread owns whole images, so the
+backward scatter-adds never collide.
+
+Padding is handled by skipping out-of-range positions rather than by padding a
+copy of the input.  For max pooling that is the same as padding with -inf; for
+average pooling the count of visited positions is the number of real elements.
+
+The global pools are the 2-D pools with one window covering a whole (1, M)
+plane, except global average pooling, which is NumPy's own mean (already a
+compiled single pass).  The shape checks come from reference/pool.py, so both
+sets accept and refuse the same arguments.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ..reference.pool import (
+    global_avg_pool_backward,
+    global_avg_pool_forward,
+    pool1d_as_pool2d,
+    pool2d_output_size,
+)
+
+__all__ = [
+    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+    "max_pool1d_forward", "max_pool1d_backward", "avg_pool1d_forward", "avg_pool1d_backward",
+    "global_avg_pool_forward", "global_avg_pool_backward",
+    "global_max_pool_forward", "global_max_pool_backward",
+]
+
+
+def result_dtype(array):
+    """The dtype of a kernel's output: that of its first floating input."""
+    if array.dtype not in (np.float32, np.float64):
+        raise TypeError(f"pool kernels take float32 or float64 arrays, got {array.dtype}")
+    return array.dtype
+
+
+def as_ints(pairs_or_ints):
+    """Plain Python ints, so every call hands Numba the same argument types."""
+    return tuple(
+        tuple(int(v) for v in item) if isinstance(item, (tuple, list)) else int(item)
+        for item in pairs_or_ints
+    )
+
+
+@njit(cache=True)
+def window_range(out_index, stride, pad_before, pool, length):
+    """[start, stop) of the real (unpadded) input positions under one window."""
+    start = out_index * stride - pad_before
+    return max(start, 0), min(start + pool, length)
+
+
+@njit(cache=True, parallel=True)
+def max_pool2d_core(x, pool, stride, pad_before, y, argmax):
+    batch, height, width, channels = x.shape
+    out_h, out_w = y.shape[1], y.shape[2]
+    for n in prange(batch):
+        for oh in range(out_h):
+            h_start, h_stop = window_range(oh, stride[0], pad_before[0], pool[0], height)
+            for ow in range(out_w):
+                w_start, w_stop = window_range(ow, stride[1], pad_before[1], pool[1], width)
+                for c in range(channels):
+                    y[n, oh, ow, c] = -np.inf
+                    argmax[n, oh, ow, c] = h_start * width + w_start
+                # Row-major window order and a strict `>`: ties keep the first.
+                for h in range(h_start, h_stop):
+                    for w in range(w_start, w_stop):
+                        for c in range(channels):
+                            value = x[n, h, w, c]
+                            if value > y[n, oh, ow, c]:
+                                y[n, oh, ow, c] = value
+                                argmax[n, oh, ow, c] = h * width + w
+
+
+@njit(cache=True, parallel=True)
+def scatter_to_winners(grad_y, argmax, grad_x_planes):
+    """grad_x_planes (N, H * W, C), zero on entry, receives each grad_y at its winner."""
+    batch, out_h, out_w, channels = grad_y.shape
+    for n in prange(batch):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                for c in range(channels):
+                    grad_x_planes[n, argmax[n, oh, ow, c], c] += grad_y[n, oh, ow, c]
+
+
+@njit(cache=True, parallel=True)
+def avg_pool2d_core(x, pool, stride, pad_before, y):
+    """y, zero on entry, receives the mean of the real elements of every window."""
+    batch, height, width, channels = x.shape
+    out_h, out_w = y.shape[1], y.shape[2]
+    for n in prange(batch):
+        for oh in range(out_h):
+            h_start, h_stop = window_range(oh, stride[0], pad_before[0], pool[0], height)
+            for ow in range(out_w):
+                w_start, w_stop = window_range(ow, stride[1], pad_before[1], pool[1], width)
+                for h in range(h_start, h_stop):
+                    for w in range(w_start, w_stop):
+                        for c in range(channels):
+                            y[n, oh, ow, c] += x[n, h, w, c]
+                count = (h_stop - h_start) * (w_stop - w_start)
+                for c in range(channels):
+                    y[n, oh, ow, c] /= count
+
+
+@njit(cache=True, parallel=True)
+def avg_pool2d_backward_core(grad_y, pool, stride, pad_before, grad_x):
+    """grad_x, zero on entry, receives each window's gradient shared over its real elements."""
+    batch, height, width, channels = grad_x.shape
+    out_h, out_w = grad_y.shape[1], grad_y.shape[2]
+    for n in prange(batch):
+        for oh in range(out_h):
+            h_start, h_stop = window_range(oh, stride[0], pad_before[0], pool[0], height)
+            for ow in range(out_w):
+                w_start, w_stop = window_range(ow, stride[1], pad_before[1], pool[1], width)
+                count = (h_stop - h_start) * (w_stop - w_start)
+                for h in range(h_start, h_stop):
+                    for w in range(w_start, w_stop):
+                        for c in range(channels):
+                            grad_x[n, h, w, c] += grad_y[n, oh, ow, c] / count
+
+
+def max_pool2d_forward(x, pool, stride, padding):
+    """x (N, H, W, C) -> (y, argmax), both (N, OH, OW, C); argmax = h * W + w."""
+    output_size = pool2d_output_size(x.shape, pool, stride, padding)
+    dtype = result_dtype(x)
+    x = np.ascontiguousarray(x)
+    shape = (x.shape[0], *output_size, x.shape[3])
+    y = np.empty(shape, dtype=dtype)
+    argmax = np.empty(shape, dtype=np.int64)
+    max_pool2d_core(x, as_ints(pool), as_ints(stride), as_ints(p[0] for p in padding), y, argmax)
+    return y, argmax
+
+
+def max_pool2d_backward(grad_y, argmax, x_shape):
+    """Each window's gradient goes to its winner; overlapping windows add up."""
+    batch, height, width, channels = x_shape
+    dtype = result_dtype(grad_y)
+    grad_x = np.zeros((batch, height * width, channels), dtype=dtype)
+    scatter_to_winners(
+        np.ascontiguousarray(grad_y),
+        np.ascontiguousarray(argmax, dtype=np.int64),
+        grad_x,
+    )
+    return grad_x.reshape(tuple(x_shape))
+
+
+def avg_pool2d_forward(x, pool, stride, padding):
+    """x (N, H, W, C) -> y (N, OH, OW, C): mean over the real elements of each window."""
+    output_size = pool2d_output_size(x.shape, pool, stride, padding)
+    dtype = result_dtype(x)
+    y = np.zeros((x.shape[0], *output_size, x.shape[3]), dtype=dtype)
+    avg_pool2d_core(
+        np.ascontiguousarray(x), as_ints(pool), as_ints(stride), as_ints(p[0] for p in padding), y
+    )
+    return y
+
+
+def avg_pool2d_backward(grad_y, x_shape, pool, stride, padding):
+    """Each window's gradient is shared equally among its real elements."""
+    pool2d_output_size(x_shape, pool, stride, padding)
+    dtype = result_dtype(grad_y)
+    grad_x = np.zeros(tuple(x_shape), dtype=dtype)
+    avg_pool2d_backward_core(
+        np.ascontiguousarray(grad_y), as_ints(pool), as_ints(stride),
+        as_ints(p[0] for p in padding), grad_x,
+    )
+    return grad_x
+
+
+def max_pool1d_forward(x, pool, stride, padding):
+    """x (N, L, C) -> (y, argmax), both (N, OL, C); argmax indexes L."""
+    y, argmax = max_pool2d_forward(x[:, None], *pool1d_as_pool2d(pool, stride, padding))
+    return y[:, 0], argmax[:, 0]
+
+
+def max_pool1d_backward(grad_y, argmax, x_shape):
+    batch, length, channels = x_shape
+    grad_x = max_pool2d_backward(grad_y[:, None], argmax[:, None], (batch, 1, length, channels))
+    return grad_x[:, 0]
+
+
+def avg_pool1d_forward(x, pool, stride, padding):
+    return avg_pool2d_forward(x[:, None], *pool1d_as_pool2d(pool, stride, padding))[:, 0]
+
+
+def avg_pool1d_backward(grad_y, x_shape, pool, stride, padding):
+    batch, length, channels = x_shape
+    grad_x = avg_pool2d_backward(
+        grad_y[:, None], (batch, 1, length, channels), *pool1d_as_pool2d(pool, stride, padding)
+    )
+    return grad_x[:, 0]
+
+
+def global_max_pool_forward(x):
+    """x (N, ..., C) -> (y, argmax), both (N, C): one window over the (1, M) plane."""
+    batch, channels = x.shape[0], x.shape[-1]
+    plane = x.reshape(batch, 1, -1, channels)
+    positions = plane.shape[2]
+    y, argmax = max_pool2d_forward(plane, (1, positions), (1, positions), ((0, 0), (0, 0)))
+    return y[:, 0, 0], argmax[:, 0, 0]
+
+
+def global_max_pool_backward(grad_y, argmax, x_shape):
+    batch, channels = x_shape[0], x_shape[-1]
+    positions = int(np.prod(x_shape[1:-1]))
+    grad_x = max_pool2d_backward(
+        grad_y[:, None, None], argmax[:, None, None], (batch, 1, positions, channels)
+    )
+    return grad_x.reshape(tuple(x_shape))

@@ -1,0 +1,149 @@
+"""Convolution kernels in plain NumPy: the readable specification.
+
+A 2-D convolution slides a (KH, KW) window over the zero-padded image and, at
+every output pixel, takes the dot product of the window with the kernel.
+Like Keras and PyTorch, the kernel is not flipped (strictly speaking this is a
+cross-correlation).
+
+Rather than looping over the output pixels, these kernels loop over the KH * KW
+*taps* of the kernel.  For one tap (i, j), the input pixels it touches, one per
+output pixel, form a strided slice of the padded input that has exactly the
+output's spatial shape.  So the whole contribution of that tap is a single
+matrix product, (N, OH, OW, C) @ (C, F), and the loop has only KH * KW steps.
+
+The backward passes walk the same taps:
+- the input gradient sends each tap's share back through the same slice
+  (a scatter-add into a padded gradient, cropped at the end);
+- the kernel gradient of a tap pairs that slice with the output gradient.
+
+conv1d is conv2d on a view with a height of one.
+"""
+import numpy as np
+
+from ..shapes import conv_output_length
+
+
+def conv2d_output_size(x_shape, w_shape, stride, padding, dilation):
+    """(OH, OW) of a convolution; raises ValueError when the shapes cannot work."""
+    if len(x_shape) != 4 or len(w_shape) != 4:
+        raise ValueError(
+            f"conv2d expects input (N, H, W, C) and kernel (KH, KW, C, F), "
+            f"got input {tuple(x_shape)} and kernel {tuple(w_shape)}"
+        )
+    if x_shape[3] != w_shape[2]:
+        raise ValueError(
+            f"conv2d: the input has {x_shape[3]} channels but the kernel "
+            f"{tuple(w_shape)} expects {w_shape[2]}"
+        )
+    output_size = tuple(
+        conv_output_length(n, k, s, before, after, d)
+        for n, k, s, (before, after), d in zip(
+            x_shape[1:3], w_shape[:2], stride, padding, dilation
+        )
+    )
+    if min(output_size) < 1:
+        raise ValueError(
+            f"conv2d: a kernel {tuple(w_shape[:2])} with dilation {tuple(dilation)} "
+            f"does not fit in the padded input {tuple(x_shape[1:3])} + {tuple(padding)}"
+        )
+    return output_size
+
+
+def pad_spatial(x, padding):
+    """x (N, H, W, C) with zeros added around H and W."""
+    (top, bottom), (left, right) = padding
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+
+
+def crop_spatial(x_padded, padding, height, width):
+    """Undo pad_spatial: the (height, width) interior, as a new array."""
+    (top, _), (left, _) = padding
+    return x_padded[:, top:top + height, left:left + width, :].copy()
+
+
+def tap_slice(tap_row, tap_col, output_size, stride, dilation):
+    """Index of the padded-input pixels that kernel tap (tap_row, tap_col) meets.
+
+    Output pixel (oh, ow) reads padded pixel
+    (oh * stride_h + tap_row * dilation_h, ow * stride_w + tap_col * dilation_w).
+    """
+    (out_h, out_w), (stride_h, stride_w), (dilation_h, dilation_w) = (
+        output_size, stride, dilation)
+    top = tap_row * dilation_h
+    left = tap_col * dilation_w
+    rows = slice(top, top + (out_h - 1) * stride_h + 1, stride_h)
+    cols = slice(left, left + (out_w - 1) * stride_w + 1, stride_w)
+    return (slice(None), rows, cols, slice(None))
+
+
+def conv2d_forward(x, w, stride, padding, dilation):
+    """x (N, H, W, C) convolved with w (KH, KW, C, F) -> y (N, OH, OW, F)."""
+    output_size = conv2d_output_size(x.shape, w.shape, stride, padding, dilation)
+    kernel_h, kernel_w, _, filters = w.shape
+    x_padded = pad_spatial(x, padding)
+    y = np.zeros((x.shape[0], *output_size, filters), dtype=x.dtype)
+    for i in range(kernel_h):
+        for j in range(kernel_w):
+            window = x_padded[tap_slice(i, j, output_size, stride, dilation)]
+            y += window @ w[i, j]  # (N, OH, OW, C) @ (C, F)
+    return y
+
+
+def conv2d_backward_input(grad_y, w, x_shape, stride, padding, dilation):
+    """Gradient of the loss with respect to the input x, shape x_shape."""
+    output_size = conv2d_output_size(x_shape, w.shape, stride, padding, dilation)
+    kernel_h, kernel_w = w.shape[:2]
+    batch, height, width, channels = x_shape
+    (top, bottom), (left, right) = padding
+    grad_x_padded = np.zeros(
+        (batch, height + top + bottom, width + left + right, channels), dtype=grad_y.dtype
+    )
+    for i in range(kernel_h):
+        for j in range(kernel_w):
+            # `+=` rather than `=`: taps overlap when the stride is smaller
+            # than the kernel, and every overlapping share must be summed.
+            grad_x_padded[tap_slice(i, j, output_size, stride, dilation)] += grad_y @ w[i, j].T
+    # Gradient that landed on the zero padding belongs to no input: drop it.
+    return crop_spatial(grad_x_padded, padding, height, width)
+
+
+def conv2d_backward_kernel(x, grad_y, w_shape, stride, padding, dilation):
+    """Gradient of the loss with respect to the kernel w, shape w_shape."""
+    output_size = conv2d_output_size(x.shape, w_shape, stride, padding, dilation)
+    kernel_h, kernel_w = w_shape[:2]
+    x_padded = pad_spatial(x, padding)
+    grad_w = np.zeros(w_shape, dtype=x.dtype)
+    for i in range(kernel_h):
+        for j in range(kernel_w):
+            window = x_padded[tap_slice(i, j, output_size, stride, dilation)]
+            # Sum over batch and output pixels: (N, OH, OW, C) x (N, OH, OW, F) -> (C, F).
+            grad_w[i, j] = np.tensordot(window, grad_y, axes=([0, 1, 2], [0, 1, 2]))
+    return grad_w
+
+
+def conv1d_as_conv2d(stride, padding, dilation):
+    """The conv2d arguments of a conv1d seen as a conv2d with height 1."""
+    return (1, *stride), ((0, 0), *padding), (1, *dilation)
+
+
+def conv1d_forward(x, w, stride, padding, dilation):
+    """x (N, L, C) convolved with w (K, C, F) -> y (N, OL, F)."""
+    y = conv2d_forward(x[:, None], w[None], *conv1d_as_conv2d(stride, padding, dilation))
+    return y[:, 0]
+
+
+def conv1d_backward_input(grad_y, w, x_shape, stride, padding, dilation):
+    batch, length, channels = x_shape
+    grad_x = conv2d_backward_input(
+        grad_y[:, None], w[None], (batch, 1, length, channels),
+        *conv1d_as_conv2d(stride, padding, dilation),
+    )
+    return grad_x[:, 0]
+
+
+def conv1d_backward_kernel(x, grad_y, w_shape, stride, padding, dilation):
+    grad_w = conv2d_backward_kernel(
+        x[:, None], grad_y[:, None], (1, *w_shape),
+        *conv1d_as_conv2d(stride, padding, dilation),
+    )
+    return grad_w[0]

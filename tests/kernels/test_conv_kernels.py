@@ -1,0 +1,187 @@
+"""Convolution kernels, held against three oracles.
+
+1. Every candidate set (Numba, and CUDA where a GPU exists) against the NumPy
+   reference, on shapes drawn by hypothesis: batch 1, odd sizes, strides larger
+   than the kernel, dilation, 'same' padding with even kernels, both dtypes.
+2. The reference against PyTorch, an independent implementation.
+3. The reference's backward passes against float64 central differences.
+"""
+import numpy as np
+import pytest
+from conftest import assert_close
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from deepbreadth.kernels.shapes import resolve_padding
+
+# The `candidate` fixture holds no state, so reusing it across examples is safe.
+given_with_fixtures = settings(
+    suppress_health_check=[*settings.default.suppress_health_check,
+                           HealthCheck.function_scoped_fixture]
+)
+
+
+@st.composite
+def conv_cases(draw, spatial_axes):
+    """Arguments of one convolution with `spatial_axes` spatial axes (1 or 2)."""
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(spatial_axes))
+    stride = tuple(draw(st.integers(1, 4)) for _ in range(spatial_axes))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(spatial_axes))
+    # At least the dilated kernel, so that even 'valid' has an output.
+    spatial = tuple(draw(st.integers((k - 1) * d + 1, 8)) for k, d in zip(kernel, dilation))
+    padding_kind = draw(st.sampled_from(["valid", "same", "explicit"]))
+    if padding_kind == "explicit":
+        padding = tuple(
+            (draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(spatial_axes)
+        )
+    else:
+        padding = resolve_padding(padding_kind, spatial, kernel, stride, dilation)
+    channels, filters = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    x = rng.standard_normal((draw(st.integers(1, 3)), *spatial, channels)).astype(dtype)
+    w = rng.standard_normal((*kernel, channels, filters)).astype(dtype)
+    return x, w, (stride, padding, dilation), rng
+
+
+def check_against_reference(candidate, reference, dims, x, w, geometry, rng):
+    """Forward and both backward passes of conv{dims}d agree with the reference."""
+    forward, backward_input, backward_kernel = (
+        f"conv{dims}d_forward", f"conv{dims}d_backward_input", f"conv{dims}d_backward_kernel")
+    dtype = x.dtype
+    expected_y = getattr(reference, forward)(x, w, *geometry)
+    y = candidate.to_numpy(
+        getattr(candidate, forward)(candidate.asarray(x), candidate.asarray(w), *geometry))
+    assert y.dtype == dtype
+    assert_close(y, expected_y, dtype, "forward")
+
+    grad_y = rng.standard_normal(expected_y.shape).astype(dtype)
+    grad_x = candidate.to_numpy(getattr(candidate, backward_input)(
+        candidate.asarray(grad_y), candidate.asarray(w), x.shape, *geometry))
+    assert grad_x.dtype == dtype
+    assert_close(grad_x, getattr(reference, backward_input)(grad_y, w, x.shape, *geometry),
+                 dtype, "backward input")
+
+    grad_w = candidate.to_numpy(getattr(candidate, backward_kernel)(
+        candidate.asarray(x), candidate.asarray(grad_y), w.shape, *geometry))
+    assert grad_w.dtype == dtype
+    assert_close(grad_w, getattr(reference, backward_kernel)(x, grad_y, w.shape, *geometry),
+                 dtype, "backward kernel")
+
+
+@given_with_fixtures
+@given(case=conv_cases(spatial_axes=2))
+def test_conv2d_matches_reference(candidate, reference, case):
+    check_against_reference(candidate, reference, 2, *case)
+
+
+@given_with_fixtures
+@given(case=conv_cases(spatial_axes=1))
+def test_conv1d_matches_reference(candidate, reference, case):
+    check_against_reference(candidate, reference, 1, *case)
+
+
+def test_conv2d_leaves_inputs_alone_and_accepts_views(candidate, reference):
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((2, 6, 7, 3))
+    x = base[:, ::-1, :, :]  # a non-contiguous view
+    w = rng.standard_normal((2, 3, 3, 4))
+    geometry = ((1, 2), ((1, 0), (1, 1)), (1, 1))
+    x_before, w_before = x.copy(), w.copy()
+    y = candidate.to_numpy(candidate.conv2d_forward(candidate.asarray(x), candidate.asarray(w),
+                                                    *geometry))
+    assert_close(y, reference.conv2d_forward(x, w, *geometry), np.float64, "forward on a view")
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(w, w_before)
+
+
+def test_conv2d_refuses_mismatched_shapes(candidate, reference):
+    geometry = ((1, 1), ((0, 0), (0, 0)), (1, 1))
+    for kernels, asarray in ((candidate, candidate.asarray), (reference, np.asarray)):
+        x = asarray(np.zeros((1, 5, 5, 3)))
+        with pytest.raises(ValueError, match="channels"):
+            kernels.conv2d_forward(x, asarray(np.zeros((3, 3, 2, 4))), *geometry)
+        with pytest.raises(ValueError, match="does not fit"):
+            kernels.conv2d_forward(x, asarray(np.zeros((6, 3, 3, 4))), *geometry)
+
+
+# ---------------------------------------------------------------- independent oracles
+
+def torch_conv2d_with_gradients(x, w, grad_y, stride, padding, dilation):
+    """PyTorch's y, grad_x and grad_w for NHWC x and (KH, KW, C, F) w."""
+    torch = pytest.importorskip("torch", reason="PyTorch is the independent conv oracle")
+    x_t = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    w_t = torch.tensor(w.transpose(3, 2, 0, 1), requires_grad=True)
+    (top, bottom), (left, right) = padding
+    # Explicit zero padding first: PyTorch's own padding argument is symmetric only.
+    padded = torch.nn.functional.pad(x_t, (left, right, top, bottom))
+    y_t = torch.nn.functional.conv2d(padded, w_t, stride=stride, dilation=dilation)
+    y_t.backward(torch.tensor(grad_y.transpose(0, 3, 1, 2)))
+    return (y_t.detach().numpy().transpose(0, 2, 3, 1),
+            x_t.grad.numpy().transpose(0, 2, 3, 1),
+            w_t.grad.numpy().transpose(2, 3, 1, 0))
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation", [
+    ((2, 7, 6, 3), (3, 3, 3, 4), (1, 1), ((0, 0), (0, 0)), (1, 1)),
+    ((1, 9, 8, 2), (2, 3, 2, 3), (2, 3), ((0, 0), (0, 0)), (1, 1)),
+    ((2, 9, 9, 1), (3, 2, 1, 2), (1, 2), ((0, 0), (0, 0)), (2, 3)),
+    ((1, 6, 5, 2), (2, 2, 2, 2), (1, 1), ((0, 1), (0, 1)), (1, 1)),  # 'same', even kernel
+    ((1, 5, 5, 2), (1, 1, 2, 3), (4, 4), ((1, 2), (2, 0)), (1, 1)),  # stride > kernel
+])
+def test_reference_conv2d_matches_torch(reference, x_shape, w_shape, stride, padding, dilation):
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    y = reference.conv2d_forward(x, w, stride, padding, dilation)
+    grad_y = rng.standard_normal(y.shape)
+    torch_y, torch_grad_x, torch_grad_w = torch_conv2d_with_gradients(
+        x, w, grad_y, stride, padding, dilation)
+    assert_close(y, torch_y, np.float64, "forward")
+    assert_close(reference.conv2d_backward_input(grad_y, w, x.shape, stride, padding, dilation),
+                 torch_grad_x, np.float64, "backward input")
+    assert_close(reference.conv2d_backward_kernel(x, grad_y, w.shape, stride, padding, dilation),
+                 torch_grad_w, np.float64, "backward kernel")
+
+
+def test_reference_conv1d_matches_torch(reference):
+    torch = pytest.importorskip("torch", reason="PyTorch is the independent conv oracle")
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 11, 3)), rng.standard_normal((3, 3, 2))
+    y = reference.conv1d_forward(x, w, (2,), ((0, 0),), (2,))
+    expected = torch.nn.functional.conv1d(
+        torch.tensor(x.transpose(0, 2, 1)), torch.tensor(w.transpose(2, 1, 0)),
+        stride=2, dilation=2)
+    assert_close(y, expected.numpy().transpose(0, 2, 1), np.float64, "conv1d forward")
+
+
+def numerical_gradient(loss, array, step=1e-6):
+    """Central differences of the scalar loss() with respect to every element of array."""
+    gradient = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        saved = array[index]
+        array[index] = saved + step
+        above = loss()
+        array[index] = saved - step
+        below = loss()
+        array[index] = saved
+        gradient[index] = (above - below) / (2 * step)
+    return gradient
+
+
+@pytest.mark.parametrize("stride, padding, dilation", [
+    ((1, 1), ((0, 0), (0, 0)), (1, 1)),
+    ((2, 1), ((1, 0), (0, 2)), (1, 2)),
+])
+def test_reference_conv2d_backward_matches_finite_differences(reference, stride, padding,
+                                                              dilation):
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((2, 5, 4, 2)), rng.standard_normal((2, 2, 2, 3))
+    weights = rng.standard_normal(reference.conv2d_forward(x, w, stride, padding, dilation).shape)
+
+    def loss():  # sum(y * r): its gradient with respect to y is r
+        return np.sum(reference.conv2d_forward(x, w, stride, padding, dilation) * weights)
+
+    grad_x = reference.conv2d_backward_input(weights, w, x.shape, stride, padding, dilation)
+    grad_w = reference.conv2d_backward_kernel(x, weights, w.shape, stride, padding, dilation)
+    np.testing.assert_allclose(grad_x, numerical_gradient(loss, x), atol=1e-7)
+    np.testing.assert_allclose(grad_w, numerical_gradient(loss, w), atol=1e-7)
