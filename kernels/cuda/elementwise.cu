@@ -1,0 +1,69 @@
+// Element-wise kernels: dropout scaling, bias + activation, embedding lookup.
+#include "common.cuh"
+
+// out = values * mask / keep_probability: the forward of dropout (values = x)
+// and its backward (values = grad_y) are the same linear map.  Multiplying by
+// the 0/1 mask, rather than selecting, keeps NaN and inf where NumPy keeps them.
+template <typename T>
+__global__ void scale_by_mask(const T* values, const bool* mask, T* out,
+                              Index count, T keep_probability)
+{
+    for (Index i = first_index(); i < count; i += index_stride()) {
+        out[i] = values[i] * T(mask[i]) / keep_probability;
+    }
+}
+
+// y = act(x + bias), x seen as (count / channels, channels), bias (channels,).
+template <typename T>
+__global__ void bias_activation_forward(const T* x, const T* bias, T* y,
+                                        Index count, Index channels, int activation)
+{
+    for (Index i = first_index(); i < count; i += index_stride()) {
+        y[i] = activate(activation, x[i] + bias[i % channels]);
+    }
+}
+
+// grad_x = grad_y * act'(z), the slope computed from the output y.
+template <typename T>
+__global__ void activation_backward(const T* grad_y, const T* y, T* grad_x,
+                                    Index count, int activation)
+{
+    for (Index i = first_index(); i < count; i += index_stride()) {
+        grad_x[i] = grad_y[i] * activation_slope(activation, y[i]);
+    }
+}
+
+// The caller checks the ids; an id outside [0, vocab_size) that slips through
+// reads as a row of zeros and receives no gradient, rather than touching
+// memory outside the table.
+__device__ inline bool valid_id(long long id, Index vocab_size)
+{
+    return id >= 0 && id < vocab_size;
+}
+
+// out (ids, embedding_dim): one thread per output element copies one table entry.
+template <typename T>
+__global__ void embedding_forward(const T* table, const long long* ids, T* out,
+                                  Index count, Index embedding_dim, Index vocab_size)
+{
+    for (Index i = first_index(); i < count; i += index_stride()) {
+        const long long id = ids[i / embedding_dim];
+        const Index column = i % embedding_dim;
+        out[i] = valid_id(id, vocab_size) ? table[id * embedding_dim + column] : T(0);
+    }
+}
+
+// The adjoint of the lookup: each output gradient is added to its id's row.
+// The same id may appear many times, hence atomicAdd.
+template <typename T>
+__global__ void embedding_backward(const T* grad_out, const long long* ids, T* grad_table,
+                                   Index count, Index embedding_dim, Index vocab_size)
+{
+    for (Index i = first_index(); i < count; i += index_stride()) {
+        const long long id = ids[i / embedding_dim];
+        const Index column = i % embedding_dim;
+        if (valid_id(id, vocab_size)) {
+            atomicAdd(&grad_table[id * embedding_dim + column], grad_out[i]);
+        }
+    }
+}

@@ -1,0 +1,105 @@
+"""Optimizer updates on the GPU, in place, with Keras semantics (kernels in optim.cu).
+
+Unlike every other kernel these modify ``param`` and the optimizer's state
+arrays and return None.  A kernel writes through the raw pointer of each
+array, so those arrays must be C-contiguous and of the parameter's dtype:
+a contiguous copy would receive the update and the caller's array would not.
+"""
+import math
+
+import cupy
+import numpy as np
+
+from .loader import (
+    check_shape,
+    contiguous,
+    float_dtype,
+    get_kernel,
+    index,
+    launch_over_elements,
+    scalar,
+)
+
+CUDA_FILE = "optim.cu"
+
+
+def check_updatable(param, states):
+    """ValueError unless param and every state can be updated in place by a kernel."""
+    float_dtype(param)
+    for name, array in (("param", param), *states.items()):
+        if not isinstance(array, cupy.ndarray):
+            raise TypeError(f"optimizer update: {name} must be a CuPy array, got {type(array).__name__}")
+        if not array.flags.c_contiguous:
+            raise ValueError(
+                f"optimizer update: {name} must be C-contiguous to be updated in place; "
+                f"got a strided view of shape {tuple(array.shape)}"
+            )
+        if array.dtype != param.dtype:
+            raise ValueError(f"optimizer update: {name} is {array.dtype} but param is {param.dtype}")
+        check_shape(f"optimizer update: {name}", array, param.shape)
+
+
+def prepared_grad(grad, param):
+    """The gradient as a contiguous array of the parameter's dtype and shape."""
+    check_shape("optimizer update: grad", grad, param.shape)
+    return contiguous(grad, param.dtype)
+
+
+def sgd_update(param, grad, velocity, lr, momentum, nesterov):
+    """Keras SGD: plain (momentum == 0, velocity untouched), momentum or Nesterov."""
+    # Without momentum Keras keeps no velocity: it is neither read nor checked.
+    check_updatable(param, {"velocity": velocity} if momentum != 0 else {})
+    grad = prepared_grad(grad, param)
+    dtype = param.dtype
+    if momentum == 0:
+        kernel = get_kernel(CUDA_FILE, "sgd_update", dtype)
+        launch_over_elements(kernel, param.size, (param, grad, index(param.size), scalar(lr, dtype)))
+        return
+    kernel = get_kernel(CUDA_FILE, "sgd_momentum_update", dtype)
+    launch_over_elements(
+        kernel, param.size,
+        (param, grad, velocity, index(param.size),
+         scalar(lr, dtype), scalar(momentum, dtype), np.int32(bool(nesterov))),
+    )
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay):
+    """Keras Adam (AdamW when weight_decay is non-zero); ``step`` counts from 1."""
+    check_updatable(param, {"m": m, "v": v})
+    grad = prepared_grad(grad, param)
+    dtype = param.dtype
+    # Both moments start at zero and so are biased towards it early on; Keras
+    # folds the two bias corrections into the step size.
+    alpha = lr * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+    decay = lr * weight_decay if weight_decay else 0.0
+    hyper_parameters = (decay, beta1, 1 - beta1, beta2, 1 - beta2, alpha, epsilon)
+    kernel = get_kernel(CUDA_FILE, "adam_update", dtype)
+    launch_over_elements(
+        kernel, param.size,
+        (param, grad, m, v, index(param.size)) + tuple(scalar(h, dtype) for h in hyper_parameters),
+    )
+
+
+def rmsprop_update(param, grad, mean_square, lr, rho, epsilon):
+    """Keras RMSprop without momentum, not centered."""
+    check_updatable(param, {"mean_square": mean_square})
+    grad = prepared_grad(grad, param)
+    dtype = param.dtype
+    hyper_parameters = (lr, rho, 1 - rho, epsilon)
+    kernel = get_kernel(CUDA_FILE, "rmsprop_update", dtype)
+    launch_over_elements(
+        kernel, param.size,
+        (param, grad, mean_square, index(param.size)) + tuple(scalar(h, dtype) for h in hyper_parameters),
+    )
+
+
+def adagrad_update(param, grad, accumulator, lr, epsilon):
+    """Adagrad: accumulator += grad**2; param -= lr * grad / (sqrt(accumulator) + epsilon)."""
+    check_updatable(param, {"accumulator": accumulator})
+    grad = prepared_grad(grad, param)
+    dtype = param.dtype
+    kernel = get_kernel(CUDA_FILE, "adagrad_update", dtype)
+    launch_over_elements(
+        kernel, param.size,
+        (param, grad, accumulator, index(param.size), scalar(lr, dtype), scalar(epsilon, dtype)),
+    )

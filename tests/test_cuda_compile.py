@@ -1,0 +1,107 @@
+"""The CUDA kernels compile, for float and double, without a single warning.
+
+This needs nvcc but no GPU: each .cu file of kernels/cuda is compiled to PTX
+for sm_90 (the H100/H200 generation) with warnings turned into errors.  The
+kernels are templates, and a template that is never instantiated is hardly
+checked by a compiler, so each file is compiled through a small generated
+wrapper that instantiates every kernel for float and double: exactly the list
+of name expressions that the loader hands to CuPy at run time.
+
+The files compile in parallel, one nvcc process each; the numerical checks of
+the same kernels (tests/kernels) run where a GPU is present.
+"""
+import importlib.util
+import pathlib
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CUDA_FOLDER = ROOT / "kernels" / "cuda"
+CUDA_FILES = sorted(CUDA_FOLDER.glob("*.cu"))
+NVCC_OPTIONS = ["-ptx", "-arch=sm_90", "--std=c++17", "-Werror", "all-warnings"]
+
+requires_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
+
+
+def load_loader():
+    """kernels/cuda/loader.py, loaded from its file.
+
+    Importing it as deepbreadth.kernels.cuda.loader would run the package's
+    __init__, which imports CuPy; the loader itself imports CuPy only to compile.
+    """
+    spec = importlib.util.spec_from_file_location("cuda_kernel_loader", CUDA_FOLDER / "loader.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+loader = load_loader()
+
+
+def wrapper_source(cuda_file):
+    """A translation unit including `cuda_file` that instantiates all its kernels."""
+    expressions = loader.name_expressions(cuda_file.read_text(encoding="utf-8"))
+    lines = [f'#include "{cuda_file.name}"', "", "// Taking a kernel's address instantiates it."]
+    lines.append("void* kernels_to_compile[] = {")
+    lines += [f"    (void*)&{expression}," for expression in expressions]
+    lines.append("};")
+    return "\n".join(lines) + "\n"
+
+
+def ptx_entry_names(ptx):
+    """The (mangled) names of the kernels in a PTX file."""
+    return re.findall(r"\.entry\s+(\w+)", ptx)
+
+
+def test_every_cuda_file_declares_kernels():
+    assert CUDA_FILES, f"no .cu files in {CUDA_FOLDER}"
+    for cuda_file in CUDA_FILES:
+        names = loader.template_kernel_names(cuda_file.read_text(encoding="utf-8"))
+        assert names, f"{cuda_file.name}: no `template <typename T> __global__ void` kernel found"
+        assert len(names) == len(set(names)), f"{cuda_file.name}: a kernel name repeats: {names}"
+
+
+def test_run_time_source_has_its_headers_pasted_in():
+    """What CuPy compiles is self-contained, so its disk cache sees header edits."""
+    for cuda_file in CUDA_FILES:
+        source = loader.source_with_local_includes(cuda_file.name)
+        assert '#include "' not in source, f"{cuda_file.name}: a local #include is left"
+        assert "DEEPBREADTH_COMMON_CUH" in source, f"{cuda_file.name}: common.cuh is not pasted in"
+
+
+@requires_nvcc
+def test_cuda_files_compile_without_warnings(tmp_path):
+    started = time.perf_counter()
+    processes = {}
+    for cuda_file in CUDA_FILES:
+        wrapper = tmp_path / f"compile_{cuda_file.stem}.cu"
+        wrapper.write_text(wrapper_source(cuda_file), encoding="utf-8")
+        command = [
+            "nvcc", *NVCC_OPTIONS, "-I", str(CUDA_FOLDER),
+            "-o", str(tmp_path / f"{cuda_file.stem}.ptx"), str(wrapper),
+        ]
+        processes[cuda_file] = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+    failures = []
+    for cuda_file, process in processes.items():
+        output, _ = process.communicate(timeout=600)
+        if process.returncode != 0 or output.strip():
+            failures.append(f"--- {cuda_file.name} (exit {process.returncode}) ---\n{output}")
+    elapsed = time.perf_counter() - started
+    print(f"compiled {len(CUDA_FILES)} CUDA files in {elapsed:.1f} s")
+    assert not failures, "\n".join(failures)
+
+    # Every kernel must be in the PTX twice, once per type: an instantiation
+    # that went missing would only surface at run time, as a CuPy lookup error.
+    for cuda_file in CUDA_FILES:
+        entries = ptx_entry_names((tmp_path / f"{cuda_file.stem}.ptx").read_text(encoding="utf-8"))
+        for name in loader.template_kernel_names(cuda_file.read_text(encoding="utf-8")):
+            # Itanium mangling spells a name as its length then its characters.
+            mangled = f"{len(name)}{name}I"
+            count = sum(mangled in entry for entry in entries)
+            assert count == 2, f"{cuda_file.name}: {name} is in the PTX {count} times, expected 2"
