@@ -14,7 +14,8 @@ settings.register_profile(
     "deepbreadth",
     deadline=None,
     max_examples=int(os.environ.get("DEEPBREADTH_HYPOTHESIS_EXAMPLES", "25")),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                           HealthCheck.function_scoped_fixture],
 )
 settings.load_profile("deepbreadth")
 
