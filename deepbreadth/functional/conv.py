@@ -1,0 +1,141 @@
+"""Convolutions over channels-last data: conv1d (N, L, C) and conv2d (N, H, W, C).
+
+One Function serves both: the number of spatial axes (the input's rank minus
+the batch and channel axes) picks the kernels `conv1d_*` or `conv2d_*`.
+The kernel (the weights) has Keras's layout: (K, C, F) or (KH, KW, C, F).
+The bias and activation are not part of the convolution: layers add them with
+the fused `bias_activation` op.
+
+The helpers at the top (argument tuples, padding, output sizes) are shared
+with the pooling ops.
+"""
+import numbers
+
+from .. import backend
+from ..autograd import Function, Tensor
+from ..kernels.shapes import conv_output_length, resolve_padding
+
+
+# ----------------------------------------------------------------------------
+# Arguments shared by convolution and pooling
+# ----------------------------------------------------------------------------
+def normalize_tuple(value, length, argument):
+    """An int or a sequence of `length` positive ints -> a tuple of `length` ints."""
+    if isinstance(value, numbers.Integral):
+        values = (value,) * length
+    else:
+        values = tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(values) != length or not all(isinstance(v, numbers.Integral) and v >= 1
+                                        for v in values):
+        raise ValueError(
+            f"{argument} must be a positive int or a tuple of {length} positive ints, "
+            f"got {value!r}"
+        )
+    return tuple(int(v) for v in values)
+
+
+def normalize_padding(padding, allowed=("valid", "same")):
+    """Keras accepts the padding word in any case: 'SAME' is 'same'."""
+    word = padding.lower() if isinstance(padding, str) else padding
+    if word not in allowed:
+        raise ValueError(f"padding must be one of {allowed}, got {padding!r}")
+    return word
+
+
+def padding_pairs(padding, spatial_shape, window, strides, dilation):
+    """'valid', 'same' or 'causal' -> one (before, after) pair per spatial axis.
+
+    'causal' (1-D only) pads the start alone, so output step t sees inputs up
+    to t and never beyond: what sequence models that must not peek need.
+    """
+    if padding == "causal":
+        return tuple(((k - 1) * d, 0) for k, d in zip(window, dilation))
+    return resolve_padding(padding, spatial_shape, window, strides, dilation)
+
+
+def window_output_shape(op, spatial_shape, window, strides, pairs, dilation, padding):
+    """Output size per spatial axis; raises when the window is larger than the padded input."""
+    sizes = tuple(conv_output_length(n, k, s, before, after, d)
+                  for n, k, s, (before, after), d in zip(spatial_shape, window, strides, pairs,
+                                                          dilation))
+    if min(sizes, default=1) < 1:
+        spans = tuple((k - 1) * d + 1 for k, d in zip(window, dilation))
+        padded = tuple(n + before + after for n, (before, after) in zip(spatial_shape, pairs))
+        raise ValueError(
+            f"{op}: the window {window} (dilation {dilation}, so it spans {spans}) is larger "
+            f"than the input {tuple(spatial_shape)} padded with {padding!r} to {padded}; "
+            "use padding='same', a smaller window, or a larger input"
+        )
+    return sizes
+
+
+def check_rank(op, x, spatial_dims):
+    expected = {1: "(batch, steps, channels)", 2: "(batch, height, width, channels)"}
+    if x.ndim != spatial_dims + 2:
+        raise ValueError(
+            f"{op} expects input of rank {spatial_dims + 2}, {expected[spatial_dims]}, "
+            f"got shape {tuple(x.shape)}"
+        )
+
+
+# ----------------------------------------------------------------------------
+# The convolution
+# ----------------------------------------------------------------------------
+class Convolution(Function):
+    once_differentiable = True
+
+    @staticmethod
+    def forward(ctx, x, kernel, strides, padding, dilation):
+        ctx.op = f"conv{x.ndim - 2}d"
+        ctx.options = (strides, padding, dilation)
+        ctx.save_for_backward(x, kernel)
+        return backend.kernel(f"{ctx.op}_forward", x)(x, kernel, strides, padding, dilation)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, kernel = ctx.saved_tensors
+        grad_x = grad_kernel = None
+        if ctx.needs_input_grad[0]:
+            grad_x = backend.kernel(f"{ctx.op}_backward_input", grad.data)(
+                grad.data, kernel.data, x.shape, *ctx.options)
+            grad_x = Tensor._wrap(grad_x)
+        if ctx.needs_input_grad[1]:
+            grad_kernel = backend.kernel(f"{ctx.op}_backward_kernel", grad.data)(
+                x.data, grad.data, kernel.shape, *ctx.options)
+            grad_kernel = Tensor._wrap(grad_kernel)
+        return grad_x, grad_kernel
+
+
+def convolution(x, kernel, strides=1, padding="valid", dilation_rate=1):
+    """conv1d or conv2d, told apart by the rank of `x` (3 or 4)."""
+    spatial_dims = kernel.ndim - 2
+    op = f"conv{spatial_dims}d"
+    check_rank(op, x, spatial_dims)
+    if x.shape[-1] != kernel.shape[-2]:
+        raise ValueError(
+            f"{op}: the input has {x.shape[-1]} channels (shape {tuple(x.shape)}) but the "
+            f"kernel {tuple(kernel.shape)} expects {kernel.shape[-2]}"
+        )
+    strides = normalize_tuple(strides, spatial_dims, "strides")
+    dilation = normalize_tuple(dilation_rate, spatial_dims, "dilation_rate")
+    allowed = ("valid", "same", "causal") if spatial_dims == 1 else ("valid", "same")
+    padding = normalize_padding(padding, allowed)
+    window = tuple(kernel.shape[:spatial_dims])
+    spatial_shape = tuple(x.shape[1:-1])
+    pairs = padding_pairs(padding, spatial_shape, window, strides, dilation)
+    window_output_shape(op, spatial_shape, window, strides, pairs, dilation, padding)
+    return Convolution.apply(x, kernel, strides=strides, padding=pairs, dilation=dilation)
+
+
+def conv1d(x, kernel, strides=1, padding="valid", dilation_rate=1):
+    """x (N, L, C) with kernel (K, C, F) -> (N, OL, F). padding: 'valid', 'same' or 'causal'."""
+    if kernel.ndim != 3:
+        raise ValueError(f"conv1d expects a kernel (K, C, F), got shape {tuple(kernel.shape)}")
+    return convolution(x, kernel, strides, padding, dilation_rate)
+
+
+def conv2d(x, kernel, strides=1, padding="valid", dilation_rate=1):
+    """x (N, H, W, C) with kernel (KH, KW, C, F) -> (N, OH, OW, F). padding: 'valid' or 'same'."""
+    if kernel.ndim != 4:
+        raise ValueError(f"conv2d expects a kernel (KH, KW, C, F), got shape {tuple(kernel.shape)}")
+    return convolution(x, kernel, strides, padding, dilation_rate)

@@ -1,0 +1,160 @@
+"""Ops under the core layers: dropout, the fused bias + activation, embedding lookup.
+
+Each op is a Function whose forward and backward call the raw kernels of
+`kernels/` through `backend.kernel(...)`, so the same code runs on the NumPy
+reference kernels, the Numba kernels and the CUDA kernels. Their backward is a
+kernel, not Tensor ops, so they are only once differentiable.
+"""
+import numpy as np
+
+from .. import backend
+from ..autograd import Function, Tensor
+from .activation import get_activation, linear, relu, sigmoid, tanh
+
+
+# ----------------------------------------------------------------------------
+# Dropout
+# ----------------------------------------------------------------------------
+def uniform_like(array, generator=None):
+    """Uniform draws in [0, 1), with the shape and float dtype of `array`, on its device.
+
+    NumPy arrays draw from `generator` (or the package generator that
+    `set_seed` seeds); GPU arrays draw from their own array module's random
+    source, so the draws never cross between host and device.
+    """
+    xp = backend.array_module(array)
+    dtype = array.dtype if array.dtype.kind == "f" else backend.floatx()
+    if xp is np or generator is not None:
+        generator = generator or backend.rng()
+        return xp.asarray(generator.random(array.shape, dtype=dtype))
+    return xp.random.random(array.shape, dtype=dtype)
+
+
+class Dropout(Function):
+    once_differentiable = True
+
+    @staticmethod
+    def forward(ctx, x, uniform, rate):
+        ctx.rate = rate
+        y, mask = backend.kernel("dropout_forward", x)(x, uniform, rate)
+        ctx.save_for_backward(mask)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        grad_x = backend.kernel("dropout_backward", grad.data)(grad.data, mask.data, ctx.rate)
+        return Tensor._wrap(grad_x)
+
+
+def dropout(x, rate, training=True, generator=None):
+    """Zero each element with probability `rate`, scale the rest by 1 / (1 - rate).
+
+    The scaling keeps every element's expected value, so at inference
+    (training=False) dropout is simply the identity.
+    """
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout: rate must be in [0, 1), got {rate!r}")
+    if not training or rate == 0.0:
+        return x
+    return Dropout.apply(x, uniform=uniform_like(x.data, generator), rate=float(rate))
+
+
+# ----------------------------------------------------------------------------
+# Bias + activation: the epilogue of Dense and Conv
+# ----------------------------------------------------------------------------
+# The activations whose derivative the kernel computes from the output alone.
+FUSED_ACTIVATIONS = {"linear": linear, "relu": relu, "tanh": tanh, "sigmoid": sigmoid}
+
+
+def fused_activation_name(activation):
+    """The kernel's name for `activation` (a name, a function or None), or None
+    when the kernel cannot fuse it."""
+    if activation is None:
+        return "linear"
+    for name, function in FUSED_ACTIVATIONS.items():
+        if activation is function or (isinstance(activation, str) and activation == name):
+            return name
+    return None
+
+
+class BiasActivation(Function):
+    once_differentiable = True
+
+    @staticmethod
+    def forward(ctx, x, bias, activation):
+        ctx.activation = activation
+        y = backend.kernel("bias_activation_forward", x)(x, bias, activation)
+        # The activation's derivative is read from the output, so only y is kept.
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        grad_x, grad_bias = backend.kernel("bias_activation_backward", grad.data)(
+            grad.data, y.data, ctx.activation)
+        return Tensor._wrap(grad_x), Tensor._wrap(grad_bias)
+
+
+def bias_activation(x, bias, activation=None):
+    """activation(x + bias), the bias added along the last axis.
+
+    linear, relu, tanh and sigmoid run as one fused kernel (one pass over x
+    forward, one backward); any other activation, or no bias, uses the
+    generic differentiable ops.
+    """
+    name = fused_activation_name(activation)
+    if bias is None:
+        return get_activation(activation)(x)
+    if name is not None:
+        return BiasActivation.apply(x, bias, activation=name)
+    return get_activation(activation)(x + bias)
+
+
+# ----------------------------------------------------------------------------
+# Embedding
+# ----------------------------------------------------------------------------
+def check_ids(ids, vocab_size):
+    """Raise a clear error for non-integer ids or ids outside [0, vocab_size)."""
+    if ids.dtype.kind not in "iu":
+        if ids.dtype.kind == "f" and ids.size and bool((ids == ids.astype(np.int64)).all()):
+            return  # whole numbers stored as floats, as Keras accepts
+        raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
+    if ids.size == 0:
+        return
+    smallest, largest = int(ids.min()), int(ids.max())
+    if smallest < 0 or largest >= vocab_size:
+        bad = smallest if smallest < 0 else largest
+        raise ValueError(
+            f"embedding: id {bad} is outside [0, {vocab_size}): the table has {vocab_size} "
+            f"rows (ids seen range from {smallest} to {largest}); make input_dim larger than "
+            "the largest id, or fix the ids"
+        )
+
+
+class Embedding(Function):
+    once_differentiable = True
+
+    @staticmethod
+    def forward(ctx, table, ids):
+        ctx.save_for_backward(ids)
+        ctx.vocab_size = table.shape[0]
+        return backend.kernel("embedding_forward", table)(table, ids)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (ids,) = ctx.saved_tensors
+        grad_table = backend.kernel("embedding_backward", grad.data)(
+            grad.data, ids.data, ctx.vocab_size)
+        return Tensor._wrap(grad_table)
+
+
+def embedding(table, ids):
+    """Row `ids[...]` of `table` (V, E) for every id: shape ids.shape + (E,)."""
+    ids = ids.data if isinstance(ids, Tensor) else ids
+    if not backend.is_gpu_array(ids):
+        ids = np.asarray(ids)
+    check_ids(ids, table.shape[0])
+    xp = backend.array_module(ids)
+    return Embedding.apply(table, ids=xp.asarray(ids, dtype=np.int64))
