@@ -10,6 +10,7 @@ of name expressions that the loader hands to CuPy at run time.
 The files compile in parallel, one nvcc process each; the numerical checks of
 the same kernels (tests/kernels) run where a GPU is present.
 """
+import ast
 import importlib.util
 import pathlib
 import re
@@ -71,6 +72,49 @@ def test_run_time_source_has_its_headers_pasted_in():
         source = loader.source_with_local_includes(cuda_file.name)
         assert '#include "' not in source, f"{cuda_file.name}: a local #include is left"
         assert "DEEPBREADTH_COMMON_CUH" in source, f"{cuda_file.name}: common.cuh is not pasted in"
+
+
+def kernels_launched_by(python_file):
+    """(cuda file, kernel name) of every get_kernel(CUDA_FILE, "name", dtype) call."""
+    tree = ast.parse(python_file.read_text(encoding="utf-8"))
+    cuda_file = None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "CUDA_FILE" for target in node.targets
+        ):
+            cuda_file = ast.literal_eval(node.value)
+    launched = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "get_kernel":
+            assert isinstance(node.args[0], ast.Name) and node.args[0].id == "CUDA_FILE", (
+                f"{python_file.name}: get_kernel should name the module's CUDA_FILE"
+            )
+            launched.append((cuda_file, ast.literal_eval(node.args[1])))
+    return launched
+
+
+def test_python_wrappers_and_cuda_kernels_match():
+    """Every kernel a wrapper asks for exists, and every kernel is asked for."""
+    launched = set()
+    for python_file in sorted(CUDA_FOLDER.glob("*.py")):
+        launched.update(kernels_launched_by(python_file))
+    defined = {
+        (cuda_file.name, name)
+        for cuda_file in CUDA_FILES
+        for name in loader.template_kernel_names(cuda_file.read_text(encoding="utf-8"))
+    }
+    missing = sorted(launched - defined)
+    assert not missing, f"asked for but not in any .cu file: {missing}"
+    assert defined - launched == set(), f"never launched: {sorted(defined - launched)}"
+
+
+def test_activation_codes_match_the_header():
+    header = (CUDA_FOLDER / "common.cuh").read_text(encoding="utf-8")
+    codes = {
+        name.lower(): int(code)
+        for name, code in re.findall(r"^#define ACTIVATION_(\w+) (\d+)$", header, re.MULTILINE)
+    }
+    assert codes == loader.ACTIVATION_CODES
 
 
 @requires_nvcc

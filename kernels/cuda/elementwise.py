@@ -73,7 +73,8 @@ def bias_activation_forward(x, bias, activation):
 
 
 def bias_activation_backward(grad_y, y, activation):
-    """(grad_x, grad_bias): grad_x = grad_y * act'(from y), grad_bias its sum over all but the last axis."""
+    """(grad_x, grad_bias): grad_x = grad_y * act'(from y), grad_bias = grad_x summed
+    over all but the last axis."""
     code = activation_code(activation)
     dtype = float_dtype(grad_y)
     grad_y = contiguous(grad_y)

@@ -28,14 +28,18 @@ def check_updatable(param, states):
     float_dtype(param)
     for name, array in (("param", param), *states.items()):
         if not isinstance(array, cupy.ndarray):
-            raise TypeError(f"optimizer update: {name} must be a CuPy array, got {type(array).__name__}")
+            raise TypeError(
+                f"optimizer update: {name} must be a CuPy array, got {type(array).__name__}"
+            )
         if not array.flags.c_contiguous:
             raise ValueError(
                 f"optimizer update: {name} must be C-contiguous to be updated in place; "
                 f"got a strided view of shape {tuple(array.shape)}"
             )
         if array.dtype != param.dtype:
-            raise ValueError(f"optimizer update: {name} is {array.dtype} but param is {param.dtype}")
+            raise ValueError(
+                f"optimizer update: {name} is {array.dtype} but param is {param.dtype}"
+            )
         check_shape(f"optimizer update: {name}", array, param.shape)
 
 
@@ -43,6 +47,11 @@ def prepared_grad(grad, param):
     """The gradient as a contiguous array of the parameter's dtype and shape."""
     check_shape("optimizer update: grad", grad, param.shape)
     return contiguous(grad, param.dtype)
+
+
+def as_scalars(values, dtype):
+    """Python floats as the kernel's T, rounded as NumPy rounds them against a T array."""
+    return tuple(scalar(value, dtype) for value in values)
 
 
 def sgd_update(param, grad, velocity, lr, momentum, nesterov):
@@ -53,7 +62,8 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov):
     dtype = param.dtype
     if momentum == 0:
         kernel = get_kernel(CUDA_FILE, "sgd_update", dtype)
-        launch_over_elements(kernel, param.size, (param, grad, index(param.size), scalar(lr, dtype)))
+        arguments = (param, grad, index(param.size), scalar(lr, dtype))
+        launch_over_elements(kernel, param.size, arguments)
         return
     kernel = get_kernel(CUDA_FILE, "sgd_momentum_update", dtype)
     launch_over_elements(
@@ -74,10 +84,8 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay
     decay = lr * weight_decay if weight_decay else 0.0
     hyper_parameters = (decay, beta1, 1 - beta1, beta2, 1 - beta2, alpha, epsilon)
     kernel = get_kernel(CUDA_FILE, "adam_update", dtype)
-    launch_over_elements(
-        kernel, param.size,
-        (param, grad, m, v, index(param.size)) + tuple(scalar(h, dtype) for h in hyper_parameters),
-    )
+    arguments = (param, grad, m, v, index(param.size)) + as_scalars(hyper_parameters, dtype)
+    launch_over_elements(kernel, param.size, arguments)
 
 
 def rmsprop_update(param, grad, mean_square, lr, rho, epsilon):
@@ -87,10 +95,8 @@ def rmsprop_update(param, grad, mean_square, lr, rho, epsilon):
     dtype = param.dtype
     hyper_parameters = (lr, rho, 1 - rho, epsilon)
     kernel = get_kernel(CUDA_FILE, "rmsprop_update", dtype)
-    launch_over_elements(
-        kernel, param.size,
-        (param, grad, mean_square, index(param.size)) + tuple(scalar(h, dtype) for h in hyper_parameters),
-    )
+    arguments = (param, grad, mean_square, index(param.size)) + as_scalars(hyper_parameters, dtype)
+    launch_over_elements(kernel, param.size, arguments)
 
 
 def adagrad_update(param, grad, accumulator, lr, epsilon):
@@ -99,7 +105,5 @@ def adagrad_update(param, grad, accumulator, lr, epsilon):
     grad = prepared_grad(grad, param)
     dtype = param.dtype
     kernel = get_kernel(CUDA_FILE, "adagrad_update", dtype)
-    launch_over_elements(
-        kernel, param.size,
-        (param, grad, accumulator, index(param.size), scalar(lr, dtype), scalar(epsilon, dtype)),
-    )
+    arguments = (param, grad, accumulator, index(param.size)) + as_scalars((lr, epsilon), dtype)
+    launch_over_elements(kernel, param.size, arguments)
