@@ -7,8 +7,9 @@ checked by a compiler, so each file is compiled through a small generated
 wrapper that instantiates every kernel for float and double: exactly the list
 of name expressions that the loader hands to CuPy at run time.
 
-The files compile in parallel, one nvcc process each; the numerical checks of
-the same kernels (tests/kernels) run where a GPU is present.
+The files compile in parallel, one nvcc process each.  Where a GPU and CuPy
+are present, the last test also builds every kernel the way the loader does at
+run time (NVRTC); the numerical checks of the kernels are in tests/kernels.
 """
 import ast
 import importlib.util
@@ -149,3 +150,35 @@ def test_cuda_files_compile_without_warnings(tmp_path):
             mangled = f"{len(name)}{name}I"
             count = sum(mangled in entry for entry in entries)
             assert count == 2, f"{cuda_file.name}: {name} is in the PTX {count} times, expected 2"
+
+
+def gpu_unavailable_reason():
+    try:
+        import cupy
+    except ImportError:
+        return "CuPy is not installed"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return "no CUDA device"
+    except Exception as error:  # the CUDA driver itself is missing
+        return f"no usable CUDA device ({error})"
+    return None
+
+
+def test_every_kernel_loads_through_cupy():
+    """On a GPU machine: NVRTC (not nvcc) compiles each file as the loader hands it over.
+
+    A failure here shows the compiler's log for one file, which is clearer than
+    the same error surfacing in every numerical test of that file's kernels.
+    """
+    reason = gpu_unavailable_reason()
+    if reason:
+        pytest.skip(f"CUDA kernels not loaded: {reason}")
+    import numpy as np
+
+    from deepbreadth.kernels.cuda import loader as run_time_loader
+
+    for cuda_file in CUDA_FILES:
+        for name in loader.template_kernel_names(cuda_file.read_text(encoding="utf-8")):
+            for dtype in (np.float32, np.float64):
+                assert run_time_loader.get_kernel(cuda_file.name, name, dtype) is not None
