@@ -30,7 +30,7 @@ setup(
     packages=PACKAGES,
     package_dir={"deepbreadth.kernels": "kernels"},
     package_data={
-        "deepbreadth.kernels.cuda": ["*.cu"],
+        "deepbreadth.kernels.cuda": ["*.cu", "*.cuh"],
         "deepbreadth.datasets": ["data/*.gz", "data/*.txt", "data/*.md"],
     },
     install_requires=["numpy>=1.24", "numba>=0.59"],
