@@ -60,3 +60,4 @@ from .conv import conv1d, conv2d
 from .pool import (avg_pool1d, avg_pool2d, global_avg_pool, global_max_pool, max_pool1d,
                    max_pool2d)
 from .rnn import gru, lstm, simple_rnn
+from .loss import softmax_cross_entropy
