@@ -17,12 +17,17 @@ The batch goes through in chunks of a few images: the column matrix of a chunk
 stays small enough to sit in cache between im2col and the GEMM that reads it,
 and the memory used does not grow with the batch size.
 
+The Numba loops are serial on purpose: BLAS already runs the GEMMs on every
+core, and handing the cores back and forth between BLAS's threads and Numba's
+threads cost about 5 ms per hand-off on a 2-core machine (each pool spins for a
+while before it sleeps), far more than the copy itself (about 1 ms for a
+128-image batch).  See benchmarks/NOTES.md.
+
 The shape checks come from the reference set (reference/conv.py), so both sets
 accept and refuse exactly the same arguments.
 """
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..reference.conv import conv1d_as_conv2d, conv2d_output_size
 
@@ -42,18 +47,16 @@ def result_dtype(array):
 def batch_chunks(batch, row_bytes_per_image):
     """(start, stop) ranges of images whose column matrix fits COLUMN_CHUNK_BYTES."""
     images = max(1, COLUMN_CHUNK_BYTES // max(1, row_bytes_per_image))
-    # At least one image per thread, since im2col and col2im split by image.
-    images = max(images, numba.get_num_threads())
     return [(start, min(start + images, batch)) for start in range(0, batch, images)]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def im2col(x, kernel_size, stride, pad_before, dilation, output_size, cols):
     """Fill cols (N * OH * OW, KH * KW * C) with the window of every output pixel."""
     batch, height, width, channels = x.shape
     kernel_h, kernel_w = kernel_size
     out_h, out_w = output_size
-    for n in prange(batch):
+    for n in range(batch):
         for oh in range(out_h):
             for ow in range(out_w):
                 row = (n * out_h + oh) * out_w + ow
@@ -70,17 +73,17 @@ def im2col(x, kernel_size, stride, pad_before, dilation, output_size, cols):
                                 cols[row, col + c] = 0.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def col2im(grad_cols, kernel_size, stride, pad_before, dilation, output_size, grad_x):
     """Add every row of grad_cols back onto the input pixels its window covers.
 
-    grad_x must start at zero.  Threads split the batch, so no two threads ever
-    add into the same image: the scatter needs no locks.
+    grad_x must start at zero.  Windows overlap when the stride is smaller than
+    the kernel, so several rows add into the same pixel.
     """
     batch, height, width, channels = grad_x.shape
     kernel_h, kernel_w = kernel_size
     out_h, out_w = output_size
-    for n in prange(batch):
+    for n in range(batch):
         for oh in range(out_h):
             for ow in range(out_w):
                 row = (n * out_h + oh) * out_w + ow

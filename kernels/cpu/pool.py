@@ -2,9 +2,12 @@
 
 Pooling does almost no arithmetic per byte it reads, so the fastest plan is the
 plainest one: one pass over the input with direct loops, the channel loop
-innermost (channels are contiguous in NHWC, so it runs over adjacent memory),
-and the batch split across threads.  Each thread owns whole images, so the
-backward scatter-adds never collide.
+innermost (channels are contiguous in NHWC, so it runs over adjacent memory).
+
+The loops are serial on purpose.  Threads would halve a pass that takes about
+1 ms on the MNIST shapes, but pooling sits between convolutions whose GEMMs
+leave BLAS's threads spinning on the cores for a while; a Numba thread pool
+started right after them waited about 5 ms for a core (benchmarks/NOTES.md).
 
 Padding is handled by skipping out-of-range positions rather than by padding a
 copy of the input.  For max pooling that is the same as padding with -inf; for
@@ -16,7 +19,7 @@ compiled single pass).  The shape checks come from reference/pool.py, so both
 sets accept and refuse the same arguments.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..reference.pool import (
     global_avg_pool_backward,
@@ -55,11 +58,11 @@ def window_range(out_index, stride, pad_before, pool, length):
     return max(start, 0), min(start + pool, length)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def max_pool2d_core(x, pool, stride, pad_before, y, argmax):
     batch, height, width, channels = x.shape
     out_h, out_w = y.shape[1], y.shape[2]
-    for n in prange(batch):
+    for n in range(batch):
         for oh in range(out_h):
             h_start, h_stop = window_range(oh, stride[0], pad_before[0], pool[0], height)
             for ow in range(out_w):
@@ -77,23 +80,23 @@ def max_pool2d_core(x, pool, stride, pad_before, y, argmax):
                                 argmax[n, oh, ow, c] = h * width + w
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def scatter_to_winners(grad_y, argmax, grad_x_planes):
     """grad_x_planes (N, H * W, C), zero on entry, receives each grad_y at its winner."""
     batch, out_h, out_w, channels = grad_y.shape
-    for n in prange(batch):
+    for n in range(batch):
         for oh in range(out_h):
             for ow in range(out_w):
                 for c in range(channels):
                     grad_x_planes[n, argmax[n, oh, ow, c], c] += grad_y[n, oh, ow, c]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def avg_pool2d_core(x, pool, stride, pad_before, y):
     """y, zero on entry, receives the mean of the real elements of every window."""
     batch, height, width, channels = x.shape
     out_h, out_w = y.shape[1], y.shape[2]
-    for n in prange(batch):
+    for n in range(batch):
         for oh in range(out_h):
             h_start, h_stop = window_range(oh, stride[0], pad_before[0], pool[0], height)
             for ow in range(out_w):
@@ -107,12 +110,12 @@ def avg_pool2d_core(x, pool, stride, pad_before, y):
                     y[n, oh, ow, c] /= count
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def avg_pool2d_backward_core(grad_y, pool, stride, pad_before, grad_x):
     """grad_x, zero on entry, receives each window's gradient shared over its real elements."""
     batch, height, width, channels = grad_x.shape
     out_h, out_w = grad_y.shape[1], grad_y.shape[2]
-    for n in prange(batch):
+    for n in range(batch):
         for oh in range(out_h):
             h_start, h_stop = window_range(oh, stride[0], pad_before[0], pool[0], height)
             for ow in range(out_w):
