@@ -53,18 +53,23 @@ def padding_pairs(padding, spatial_shape, window, strides, dilation):
     return resolve_padding(padding, spatial_shape, window, strides, dilation)
 
 
-def window_output_shape(op, spatial_shape, window, strides, pairs, dilation, padding):
-    """Output size per spatial axis; raises when the window is larger than the padded input."""
+def window_output_shape(op, spatial_shape, window, strides, pairs, dilation, padding,
+                        window_name="window"):
+    """Output size per spatial axis; raises when the window (a convolution kernel or
+    a pool) is larger than the padded input."""
     sizes = tuple(conv_output_length(n, k, s, before, after, d)
                   for n, k, s, (before, after), d in zip(spatial_shape, window, strides, pairs,
                                                           dilation))
     if min(sizes, default=1) < 1:
-        spans = tuple((k - 1) * d + 1 for k, d in zip(window, dilation))
+        described = f"{window_name} {window}"
+        if any(d > 1 for d in dilation):
+            spans = tuple((k - 1) * d + 1 for k, d in zip(window, dilation))
+            described += f" (dilation {dilation}, so it spans {spans})"
         padded = tuple(n + before + after for n, (before, after) in zip(spatial_shape, pairs))
         raise ValueError(
-            f"{op}: the window {window} (dilation {dilation}, so it spans {spans}) is larger "
-            f"than the input {tuple(spatial_shape)} padded with {padding!r} to {padded}; "
-            "use padding='same', a smaller window, or a larger input"
+            f"{op}: the {described} is larger than the input {tuple(spatial_shape)} padded "
+            f"with {padding!r} to {padded}; use padding='same', a smaller {window_name}, or "
+            "a larger input"
         )
     return sizes
 
@@ -123,7 +128,8 @@ def convolution(x, kernel, strides=1, padding="valid", dilation_rate=1):
     window = tuple(kernel.shape[:spatial_dims])
     spatial_shape = tuple(x.shape[1:-1])
     pairs = padding_pairs(padding, spatial_shape, window, strides, dilation)
-    window_output_shape(op, spatial_shape, window, strides, pairs, dilation, padding)
+    window_output_shape(op, spatial_shape, window, strides, pairs, dilation, padding,
+                        window_name="kernel")
     return Convolution.apply(x, kernel, strides=strides, padding=pairs, dilation=dilation)
 
 

@@ -117,12 +117,15 @@ def bias_activation(x, bias, activation=None):
 # ----------------------------------------------------------------------------
 def check_ids(ids, vocab_size):
     """Raise a clear error for non-integer ids or ids outside [0, vocab_size)."""
-    if ids.dtype.kind not in "iu":
-        if ids.dtype.kind == "f" and ids.size and bool((ids == ids.astype(np.int64)).all()):
-            return  # whole numbers stored as floats, as Keras accepts
-        raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
     if ids.size == 0:
         return
+    # Keras also accepts whole numbers stored as floats (as a float Input gives).
+    whole_floats = ids.dtype.kind == "f" and bool((ids == ids.astype(np.int64)).all())
+    if ids.dtype.kind not in "iu" and not whole_floats:
+        raise TypeError(
+            f"embedding: ids must be integers, got dtype {ids.dtype} with values that are "
+            "not whole numbers; pass integer ids (e.g. x.astype('int64'))"
+        )
     smallest, largest = int(ids.min()), int(ids.max())
     if smallest < 0 or largest >= vocab_size:
         bad = smallest if smallest < 0 else largest

@@ -58,7 +58,8 @@ def _pool(function, op, x, pool_size, strides, padding, spatial_dims):
     no_dilation = (1,) * spatial_dims
     spatial_shape = tuple(x.shape[1:-1])
     pairs = padding_pairs(padding, spatial_shape, pool_size, strides, no_dilation)
-    window_output_shape(op, spatial_shape, pool_size, strides, pairs, no_dilation, padding)
+    window_output_shape(op, spatial_shape, pool_size, strides, pairs, no_dilation, padding,
+                        window_name="pool window")
     return function.apply(x, pool_size=pool_size, strides=strides, padding=pairs)
 
 
