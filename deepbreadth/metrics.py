@@ -41,7 +41,6 @@ class Metric:
     def __init__(self, name=None, dtype=None):
         self.name = name or _snake_case(type(self).__name__)
         self.dtype = dtype
-        self.reset_state()
 
     def update_state(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define update_state")
@@ -73,6 +72,7 @@ class Mean(Metric):
 
     def __init__(self, name="mean", dtype=None):
         super().__init__(name=name, dtype=dtype)
+        self.reset_state()
 
     def reset_state(self):
         self.total = 0.0

@@ -186,3 +186,25 @@ def test_serialize_round_trip():
                    metrics.MeanSquaredError(name="mse"), metrics.Mean(name="loss")):
         rebuilt = metrics.deserialize(metrics.serialize(metric))
         assert type(rebuilt) is type(metric) and rebuilt.get_config() == metric.get_config()
+
+
+def test_a_subclass_keeps_its_own_state():
+    class CountPositives(metrics.Metric):
+        def __init__(self, name=None):
+            super().__init__(name=name)
+            self.count = 0
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.count += int((np.asarray(y_pred) > 0).sum())
+
+        def result(self):
+            return float(self.count)
+
+        def reset_state(self):
+            self.count = 0
+
+    metric = CountPositives()
+    assert metric.name == "count_positives"
+    assert metric(None, np.array([1.0, -1.0, 2.0])) == 2.0
+    metric.reset_state()
+    assert metric.result() == 0.0
