@@ -305,8 +305,9 @@ def as_tensor(value, like=None):
     if isinstance(value, Tensor):
         return value
     if like is not None and isinstance(value, (int, float, bool)):
-        dtype = like.dtype if like.dtype.kind in "fc" or isinstance(value, int) else backend.floatx()
-        xp = backend.array_module(like.data)
+        like_dtype = like.data.dtype
+        dtype = like_dtype if like_dtype.kind in "fc" or isinstance(value, int) else backend.floatx()
+        xp = np if type(like.data) is np.ndarray else backend.array_module(like.data)
         return Tensor._wrap(xp.asarray(value, dtype=dtype))
     if backend.is_gpu_array(value):
         return Tensor._wrap(value)
@@ -479,10 +480,11 @@ def _to_tensors(inputs):
 
 
 def _numbers_as_tensors(inputs):
+    """Numbers take the dtype of the first floating tensor (else of the first tensor)."""
     tensors_given = [x for x in inputs if isinstance(x, Tensor)]
-    like = next((t for t in tensors_given if t.data.dtype.kind == "f"),
-                tensors_given[0] if tensors_given else None)
-    return tuple(x if isinstance(x, Tensor) else as_tensor(x, like=like) for x in inputs)
+    floating = [t for t in tensors_given if t.data.dtype.kind == "f"]
+    like = (floating or tensors_given or [None])[0]
+    return tuple([x if isinstance(x, Tensor) else as_tensor(x, like=like) for x in inputs])
 
 
 def _check_one_device(tensors):

@@ -71,6 +71,19 @@ def _moved(fn, inputs, tensor, direction, eps):
     return (plus - minus) / (2 * eps)
 
 
+def _excess(analytic, numeric, atol, rtol):
+    """How far each analytic value lies outside its tolerance (> 0: wrong).
+
+    NaN compares false with everything, so it is decided here explicitly: a
+    NaN on one side only is wrong, a NaN on both sides agrees.
+    """
+    analytic, numeric = np.asarray(analytic, dtype=float), np.asarray(numeric, dtype=float)
+    with np.errstate(invalid="ignore"):
+        excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+    one_sided_nan = np.isnan(analytic) != np.isnan(numeric)
+    return np.where(np.isnan(excess), np.where(one_sided_nan, np.inf, -np.inf), excess)
+
+
 def _describe(index, name):
     return f"input {index}" + (f" ({name})" if name else "")
 
@@ -159,7 +172,7 @@ def _check_jacobians(fn, inputs, differentiable, eps, atol, rtol):
     analytic = _analytic_jacobians(fn, inputs, differentiable)
     for (index, tensor), analytic_jacobian in zip(differentiable, analytic):
         numeric_jacobian = _numeric_jacobian(fn, inputs, tensor, eps)
-        excess = np.abs(analytic_jacobian - numeric_jacobian) - (atol + rtol * np.abs(numeric_jacobian))
+        excess = _excess(analytic_jacobian, numeric_jacobian, atol, rtol)
         if excess.size and np.max(excess) > 0:
             row, column = np.unravel_index(np.argmax(excess), excess.shape)
             element = np.unravel_index(column, tensor.shape)
@@ -209,7 +222,7 @@ def _check_directions(fn, inputs, differentiable, weights, eps, atol, rtol, num_
             direction = rng.standard_normal(tensor.shape)
             numeric = _weighted_numeric(fn, inputs, tensor, direction, weights, eps)
             expected = float(np.vdot(analytic_grad, direction))
-            if abs(expected - numeric) > atol + rtol * abs(numeric):
+            if _excess(expected, numeric, atol, rtol) > 0:
                 if tensor.size <= MAX_ELEMENTS_TO_LOCATE:
                     _locate_wrong_element(fn, inputs, index, tensor, analytic_grad, weights,
                                           eps, atol, rtol)
@@ -227,7 +240,7 @@ def _locate_wrong_element(fn, inputs, index, tensor, analytic_grad, weights, eps
         direction = np.zeros(tensor.shape)
         direction[position] = 1.0
         numeric[position] = _weighted_numeric(fn, inputs, tensor, direction, weights, eps)
-    excess = np.abs(analytic_grad - numeric) - (atol + rtol * np.abs(numeric))
+    excess = _excess(analytic_grad, numeric, atol, rtol)
     if excess.size and np.max(excess) > 0:
         worst = np.unravel_index(np.argmax(excess), excess.shape)
         raise GradcheckError(

@@ -88,8 +88,8 @@ class MaxMin(Function):
     def forward(ctx, a, axis=None, keepdims=False, take_max=True):
         ctx.axes = _normalize_axes(axis, a.ndim)
         ctx.keepdims = keepdims
-        if a.size == 0:
-            raise ValueError("max/min of an empty tensor has no value")
+        if any(a.shape[axis] == 0 for axis in ctx.axes):
+            raise ValueError(f"max/min over an empty axis of shape {a.shape} has no value")
         reduce = np.max if take_max else np.min
         out = reduce(a, axis=ctx.axes, keepdims=True)
         ctx.is_extreme = a == out
@@ -138,22 +138,30 @@ def sum(a, axis=None, keepdims=False):  # noqa: A001
     return Sum.apply(a, axis=axis, keepdims=keepdims)
 
 
-def mean(a, axis=None, keepdims=False):
-    axes = _normalize_axes(axis, a.ndim)
+def _count_over(a, axes):
+    """How many elements each reduction over `axes` combines."""
     count = 1
     for ax in axes:
         count *= a.shape[ax]
-    return sum(a, axis=axes, keepdims=keepdims) / builtins.max(count, 1)
+    return count
+
+
+def _divide_by_count(total, count):
+    # The mean of no values is undefined: NaN, as in NumPy, rather than a made-up 0.
+    return total / count if count > 0 else total * float("nan")
+
+
+def mean(a, axis=None, keepdims=False):
+    axes = _normalize_axes(axis, a.ndim)
+    return _divide_by_count(sum(a, axis=axes, keepdims=keepdims), _count_over(a, axes))
 
 
 def var(a, axis=None, keepdims=False, ddof=0):
     """Variance, the mean squared deviation (ddof=1 for the unbiased estimate)."""
     axes = _normalize_axes(axis, a.ndim)
-    count = 1
-    for ax in axes:
-        count *= a.shape[ax]
     deviation = a - mean(a, axis=axes, keepdims=True)
-    return sum(deviation * deviation, axis=axes, keepdims=keepdims) / builtins.max(count - ddof, 1)
+    squares = sum(deviation * deviation, axis=axes, keepdims=keepdims)
+    return _divide_by_count(squares, _count_over(a, axes) - ddof)
 
 
 def max(a, axis=None, keepdims=False):  # noqa: A001

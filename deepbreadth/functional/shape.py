@@ -251,6 +251,8 @@ def split(a, indices_or_sections, axis=0):
 
 def pad(a, pad_width, constant_value=0):
     """Pad with a constant; pad_width as in numpy.pad: ((before, after), ...) per axis."""
+    if a.ndim == 0:
+        return a  # a scalar has no axis to pad
     pad_width = np.broadcast_to(np.asarray(pad_width, dtype=int), (a.ndim, 2))
     pad_width = tuple((int(b), int(e)) for b, e in pad_width)
     return Pad.apply(a, pad_width=pad_width, constant_value=constant_value)
