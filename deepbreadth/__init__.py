@@ -21,3 +21,17 @@ from .functional import (abs, argmax, argmin, clip, concatenate, elu, exp, expan
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 
 __version__ = "0.1.0"
+
+# The higher layers (layers, models, keras, ...) are imported on first use
+# (PEP 562), so `import deepbreadth` stays fast: `deepbreadth.keras` works
+# without an explicit `import deepbreadth.keras`.
+_LAZY_SUBMODULES = ("keras", "layers", "models", "optimizers", "losses", "metrics", "callbacks",
+                    "datasets", "initializers")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,2 @@
+"""tf.keras.initializers: the initializers of deepbreadth.initializers."""
+from ..initializers import *  # noqa: F401,F403
