@@ -24,15 +24,6 @@ from ..autograd import Function, ShapeError, Tensor, as_tensor
 RECURRENT_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "hard_sigmoid")
 
 
-def _tensors(arrays):
-    """Kernel results as Tensors, kept in their dtype.
-
-    Wrapping matters: a bare float64 array handed back to the engine would be
-    converted to the default float dtype, spoiling float64 gradient checks.
-    """
-    return tuple(Tensor._wrap(array) for array in arrays)
-
-
 # ----------------------------------------------------------------------------
 # SimpleRNN:  h_t = act(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)
 # ----------------------------------------------------------------------------
@@ -55,7 +46,7 @@ class SimpleRNNSequence(Function):
         grads = backend.kernel("simple_rnn_backward", x)(
             x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq.data, ctx.activation)
         # grads: x, h0, kernel, recurrent_kernel, bias, in the order of the inputs.
-        return _tensors(grads)
+        return grads
 
 
 # ----------------------------------------------------------------------------
@@ -89,7 +80,7 @@ class LSTMSequence(Function):
             x, h0, c0, kernel, recurrent_kernel, h_seq, c_seq, gates,
             grad_h_seq.data, grad_c_last.data, *ctx.activations)
         # grads: x, h0, c0, kernel, recurrent_kernel, bias.
-        return _tensors(grads)
+        return grads
 
 
 # ----------------------------------------------------------------------------
@@ -115,7 +106,7 @@ class GRUSequence(Function):
         grads = backend.kernel("gru_backward", x)(
             x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq.data, *ctx.activations)
         # grads: x, h0, kernel, recurrent_kernel, bias.
-        return _tensors(grads)
+        return grads
 
 
 # ----------------------------------------------------------------------------

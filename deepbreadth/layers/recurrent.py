@@ -79,6 +79,11 @@ def activation_name(layer_name, argument, identifier):
     return name
 
 
+def _as_list(value):
+    """Keras takes one state as a tensor or as a list of one."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def _serialize_initializer(initializer):
     return initializer if isinstance(initializer, str) else initializers.serialize(initializer)
 
@@ -223,7 +228,7 @@ class RecurrentLayer(Layer):
         if initial_state is None:
             xp = backend.array_module(inputs.data)
             return [Tensor._wrap(xp.zeros(expected, dtype=inputs.dtype)) for _ in self.state_names]
-        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        states = _as_list(initial_state)
         states = [self._as_input_tensor(state) for state in states]
         shapes = [tuple(getattr(state, "shape", ())) for state in states]
         if len(states) != len(self.state_names) or any(s != expected for s in shapes):
@@ -401,7 +406,8 @@ class Bidirectional(Layer):
 
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
         if merge_mode not in MERGE_MODES:
-            raise ValueError(f"Bidirectional: merge_mode={merge_mode!r} is not one of {MERGE_MODES}")
+            raise ValueError(
+                f"Bidirectional: merge_mode={merge_mode!r} is not one of {MERGE_MODES}")
         _check_wrappable(layer, "layer")
         if backward_layer is not None:
             _check_wrappable(backward_layer, "backward_layer")
@@ -417,12 +423,12 @@ class Bidirectional(Layer):
         self.merge_mode = merge_mode
         # Copies from the config: the layer passed in is a template, never
         # called itself (Keras does the same), so its weights are not shared.
+        base_name = _without_prefix(layer.name, "forward_")
         self.forward_layer = self._copy_of(layer, go_backwards=layer.go_backwards,
-                                           name="forward_" + _without_prefix(layer.name, "forward_"))
+                                           name="forward_" + base_name)
         if backward_layer is None:
-            backward_layer = self._copy_of(
-                layer, go_backwards=not layer.go_backwards,
-                name="backward_" + _without_prefix(layer.name, "forward_"))
+            backward_layer = self._copy_of(layer, go_backwards=not layer.go_backwards,
+                                           name="backward_" + base_name)
         self.backward_layer = backward_layer
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
@@ -471,7 +477,7 @@ class Bidirectional(Layer):
         """Keras's convention: the forward layer's states, then the backward layer's."""
         if initial_state is None:
             return None, None
-        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        states = _as_list(initial_state)
         forward_count = len(self.forward_layer.state_names)
         wanted = forward_count + len(self.backward_layer.state_names)
         if len(states) != wanted:
