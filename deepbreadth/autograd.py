@@ -20,6 +20,7 @@ second derivatives, Hessian-vector products and `gradgradcheck` work. Ops
 whose backward calls a raw kernel set `once_differentiable = True` and refuse
 `create_graph` with a clear error instead of returning a wrong answer.
 """
+import time
 import weakref
 
 import numpy as np
@@ -264,7 +265,8 @@ class Tensor:
             for hook in list(self._hooks.values()):
                 replaced = hook(grad)
                 if replaced is not None:
-                    grad = as_tensor(replaced)
+                    # An array a hook returns keeps the gradient's dtype.
+                    grad = replaced if isinstance(replaced, Tensor) else Tensor(replaced, dtype=grad.dtype)
         return grad
 
     # -- backward ----------------------------------------------------------------
@@ -312,6 +314,32 @@ def as_tensor(value, like=None):
     if backend.is_gpu_array(value):
         return Tensor._wrap(value)
     return Tensor(value)
+
+
+# ----------------------------------------------------------------------------
+# Op observers: how deepbreadth.trace and the profiler watch ops run
+# ----------------------------------------------------------------------------
+# An observer has two methods, called for every op while it is in this list:
+#   op_started(phase, node)
+#   op_finished(phase, node, received, produced, seconds)
+# phase is "forward" or "backward". Forward: received are the input tensors,
+# produced the output tensor(s). Backward: received are the gradients of the
+# op's outputs, produced the gradients it returns for its inputs. The list is
+# empty in normal use, so an op pays one truthiness check for this feature.
+_op_observers = []
+
+
+def _notify_op_started(phase, node):
+    for observer in _op_observers:
+        observer.op_started(phase, node)
+    # Read the clock after the observers ran, so their work is not timed.
+    return time.perf_counter()
+
+
+def _notify_op_finished(phase, node, received, produced, started):
+    seconds = time.perf_counter() - started
+    for observer in _op_observers:
+        observer.op_finished(phase, node, received, produced, seconds)
 
 
 # ----------------------------------------------------------------------------
@@ -439,6 +467,7 @@ class Function:
     def apply(cls, *inputs, **options):
         tensors = _to_tensors(inputs)
         ctx = Node(cls)
+        started = _notify_op_started("forward", ctx) if _op_observers else None
         try:
             outputs = cls.forward(ctx, *[t.data for t in tensors], **options)
         except ShapeError:
@@ -456,11 +485,13 @@ class Function:
             result = Tensor._wrap(outputs, records)
             if records:
                 ctx.record(tensors, (result,))
-            return result
-        results = tuple(Tensor._wrap(output, records) for output in outputs)
-        if records:
-            ctx.record(tensors, results)
-        return results
+        else:
+            result = tuple(Tensor._wrap(output, records) for output in outputs)
+            if records:
+                ctx.record(tensors, result)
+        if started is not None:
+            _notify_op_finished("forward", ctx, tensors, result, started)
+        return result
 
 
 def _to_tensors(inputs):
@@ -624,6 +655,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             output_grads = pending.pop(node, None)
             if output_grads is None:
                 continue
+            started = _notify_op_started("backward", node) if _op_observers else None
             output_grads = _finish_output_grads(node, output_grads, wanted, captured)
             input_grads = _call_backward(node, output_grads, create_graph)
             for tensor, grad in zip(node.inputs, input_grads):
@@ -635,6 +667,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 else:
                     slots = pending.setdefault(tensor.grad_fn, [None] * tensor.grad_fn.num_outputs)
                     slots[tensor.output_index] = _add_gradients(slots[tensor.output_index], grad)
+            if started is not None:
+                _notify_op_finished("backward", node, output_grads, input_grads, started)
             if not retain_graph:
                 node.release()
 

@@ -250,6 +250,14 @@ def test_a_hook_on_a_leaf_sees_the_total_gradient_once():
     np.testing.assert_allclose(seen[0], [7.0, 7.0])
 
 
+def test_a_hook_may_return_an_array_of_the_gradient_dtype():
+    x = float64_leaf([1.0, 2.0])
+    x.register_hook(lambda grad: np.full(grad.shape, 0.1))
+    (x * 2).sum().backward()
+    assert x.grad.dtype == np.float64
+    np.testing.assert_array_equal(x.grad.numpy(), [0.1, 0.1])
+
+
 def test_a_removed_hook_is_not_called():
     x = float64_leaf([1.0])
     calls = []
