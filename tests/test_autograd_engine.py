@@ -19,10 +19,11 @@ def float64_leaf(values):
 # ----------------------------------------------------------------------------
 def test_a_chain_of_100000_ops_backpropagates_without_recursion():
     x = db.tensor([1.0, 2.0], requires_grad=True)
+    one = db.tensor(1.0)
     start = time.perf_counter()
     y = x
     for _ in range(100_000):
-        y = y + 1.0
+        y = y + one
     y.sum().backward()
     elapsed = time.perf_counter() - start
     np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])
@@ -33,8 +34,9 @@ def test_a_chain_of_100000_ops_backpropagates_without_recursion():
 def test_a_deep_chain_can_be_dropped_without_backward():
     """Freeing a long graph must not overflow the C stack either."""
     y = db.tensor([1.0], requires_grad=True)
+    one = db.tensor(1.0)
     for _ in range(100_000):
-        y = y * 1.0
+        y = y * one
     del y
 
 
@@ -430,6 +432,27 @@ def test_reshape_mismatch_names_the_shapes():
 def test_stack_of_different_shapes_is_a_shape_error():
     with pytest.raises(db.ShapeError, match="stack"):
         db.stack([db.ones(2), db.ones(3)])
+
+
+@pytest.mark.parametrize("mistake, message", [
+    (lambda: db.ones(2, 3).sum(axis=2), "axis 2 is out of range"),
+    (lambda: db.ones(2, 3).transpose(0, 3), "transpose: axis 3 is out of range"),
+    (lambda: db.ones(2).expand_dims(3), "expand_dims: axis 3 is out of range"),
+    (lambda: db.squeeze(db.tensor(1.0), 0), "squeeze: axis 0 is out of range"),
+    (lambda: db.ones(2, 3).squeeze(0), "squeeze: axis 0 of shape"),
+    (lambda: db.split(db.ones(5), 2), "does not divide"),
+    (lambda: db.ones(0, 2).max(axis=0), "empty axis"),
+    (lambda: db.clip(db.ones(2)), "give low, high or both"),
+])
+def test_axis_and_argument_mistakes_get_a_clear_value_error(mistake, message):
+    with pytest.raises(ValueError, match=message):
+        mistake()
+
+
+def test_where_accepts_a_plain_list_as_condition():
+    x = float64_leaf([1.0, 2.0])
+    db.where([True, False], x, 0.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 0.0])
 
 
 class FakeGpuArray(np.ndarray):

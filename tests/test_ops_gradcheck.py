@@ -408,6 +408,21 @@ def test_gradgradcheck(case, data):
     assert db.gradgradcheck(lambda *ts: case.ours(*ts, **options), arrays)
 
 
+@pytest.mark.parametrize("case", CASES, ids=repr)
+@given(data=st.data())
+def test_float32_stays_float32_forward_and_backward(case, data):
+    """Python numbers, counts and constants inside an op must not widen float32."""
+    arrays, options = draw_case_inputs(data, case)
+    tensors = [db.tensor(a, requires_grad=True) if a.dtype.kind == "f" else db.tensor(a) for a in arrays]
+    outputs = as_tuple(case.ours(*tensors, **options))
+    assert all(output.dtype == np.float32 for output in outputs)
+    total = sum((output * 1.5).sum() for output in outputs)
+    if total.requires_grad:
+        total.backward()
+    for tensor in tensors:
+        assert tensor.grad is None or tensor.grad.dtype == np.float32
+
+
 def test_every_public_op_has_a_case():
     """A new op added to deepbreadth's namespace without a case here fails this test."""
     covered = " ".join(case.name for case in CASES)

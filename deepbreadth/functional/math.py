@@ -10,6 +10,7 @@ ops run unchanged on the GPU.
 """
 import numpy as np
 
+from .. import backend
 from ..autograd import Function, ShapeError, Tensor, as_tensor
 
 
@@ -343,6 +344,8 @@ def where(condition, a, b):
     """Elementwise choice; the gradient flows to `a` where condition holds, else to `b`."""
     if isinstance(condition, Tensor):
         condition = condition.data
+    elif not backend.is_gpu_array(condition):
+        condition = np.asarray(condition)  # a list or a NumPy array of booleans
     return Where.apply(Tensor._wrap(condition), a, b)
 
 

@@ -155,7 +155,7 @@ def transpose(a, *axes):
         axes = axes[0]
     if not axes:
         axes = tuple(reversed(range(a.ndim)))
-    axes = tuple(int(x) % a.ndim for x in axes)
+    axes = tuple(_checked_axis("transpose", int(x), a.ndim) for x in axes)
     if sorted(axes) != list(range(a.ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the {a.ndim} axes of {a.shape}")
     return Transpose.apply(a, axes=axes)
@@ -169,7 +169,7 @@ def swapaxes(a, axis1, axis2):
 
 def expand_dims(a, axis):
     new_ndim = a.ndim + 1
-    axis = axis % new_ndim if -new_ndim <= axis < new_ndim else _bad_axis("expand_dims", axis, new_ndim)
+    axis = _checked_axis("expand_dims", axis, new_ndim)
     shape = list(a.shape)
     shape.insert(axis, 1)
     return reshape(a, tuple(shape))
@@ -181,7 +181,7 @@ def squeeze(a, axis=None):
         shape = tuple(n for n in a.shape if n != 1)
     else:
         axes = (axis,) if isinstance(axis, int) else tuple(axis)
-        axes = {x % a.ndim for x in axes}
+        axes = {_checked_axis("squeeze", x, a.ndim) for x in axes}
         for x in axes:
             if a.shape[x] != 1:
                 raise ValueError(f"squeeze: axis {x} of shape {a.shape} has size {a.shape[x]}, not 1")
@@ -287,5 +287,8 @@ def to_device(a, device):
     return ToDevice.apply(a, device=device)
 
 
-def _bad_axis(name, axis, ndim):
-    raise ValueError(f"{name}: axis {axis} is out of range for {ndim} dimensions")
+def _checked_axis(name, axis, ndim):
+    """`axis` counted from 0 (negative axes count from the end), or a clear error."""
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name}: axis {axis} is out of range for {ndim} dimensions")
+    return axis % ndim
