@@ -26,7 +26,9 @@ __version__ = "0.1.0"
 # (PEP 562), so `import deepbreadth` stays fast: `deepbreadth.keras` works
 # without an explicit `import deepbreadth.keras`.
 _LAZY_SUBMODULES = ("keras", "layers", "models", "optimizers", "losses", "metrics", "callbacks",
-                    "datasets", "initializers")
+                    "datasets", "initializers", "viz", "tracer", "profiler", "monitor")
+# Functions offered at the top, from lazy submodules: deepbreadth.trace(), deepbreadth.profile().
+_LAZY_FUNCTIONS = {"trace": "tracer", "profile": "profiler"}
 
 
 def __getattr__(name):
@@ -34,4 +36,8 @@ def __getattr__(name):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")
+    if name in _LAZY_FUNCTIONS:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY_FUNCTIONS[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
