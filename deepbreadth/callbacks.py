@@ -280,8 +280,8 @@ class ProgressBar(Callback):
         done = self.width * current // self._target if self._target else self.width
         if done >= self.width:
             return "[" + "=" * self.width + "]"
-        arrow = ">" if current else "."
-        return "[" + "=" * done + arrow + "." * (self.width - done - 1) + "]"
+        filled = "=" * (done - 1) + ">" if done > 0 else ""
+        return "[" + filled + "." * (self.width - len(filled)) + "]"
 
     @staticmethod
     def _format_logs(logs):
