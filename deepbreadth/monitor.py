@@ -70,7 +70,8 @@ class GradientMonitor(Callback):
     def __init__(self, log_dir=None, plot_path=None):
         super().__init__()
         if plot_path is not None and importlib.util.find_spec("matplotlib") is None:
-            raise ImportError("GradientMonitor(plot_path=...) needs matplotlib: pip install matplotlib")
+            raise ImportError(
+                "GradientMonitor(plot_path=...) needs matplotlib: pip install matplotlib")
         self.log_dir = log_dir
         self.plot_path = plot_path
         self.history = {}   # statistic key -> one value per epoch, as in History

@@ -171,7 +171,9 @@ def running_layers():
     """(name, class name) of every layer whose call is running now, outermost first.
 
     A model is a layer too, so inside `model(x)` this is, for example,
-    (('sequential', 'Sequential'), ('dense', 'Dense')).
+    (('sequential', 'Sequential'), ('dense', 'Dense')). The frames are found
+    by their code object, `Layer.__call__`'s, so a subclass that overrides
+    `__call__` (none in deepbreadth does) would not be seen.
     """
     found = []
     frame = sys._getframe(1)

@@ -74,7 +74,8 @@ def deep_mlp(activation, depth, width):
     db.set_seed(0)  # the same starting weights for both activations
     hidden = [Dense(width, activation=activation, name=f"{activation}_{n + 1}")
               for n in range(depth)]
-    model = Sequential([Flatten(input_shape=(28, 28))] + hidden + [Dense(10, name=f"{activation}_out")])
+    output = Dense(10, name=f"{activation}_out")
+    model = Sequential([Flatten(input_shape=(28, 28))] + hidden + [output])
     model.compile(optimizer=db.optimizers.SGD(learning_rate=0.1),
                   loss=db.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model

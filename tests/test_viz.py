@@ -78,9 +78,10 @@ def test_layers_collapse_into_one_box_each():
     hidden_box = next(label for label in boxes.values() if label.startswith("hidden (Dense)"))
     assert "ops: MatMul, BiasActivation" in hidden_box and "hidden/bias" in hidden_box
     # Only the ops outside layers stay as op nodes; weights live inside the boxes.
-    assert sorted(label for name, label in nodes.items() if name.startswith("op")) == ["PowScalar",
-                                                                                      "Sum"]
-    assert not any("hidden/kernel" in label for name, label in nodes.items() if name.startswith("t"))
+    op_labels = sorted(label for name, label in nodes.items() if name.startswith("op"))
+    assert op_labels == ["PowScalar", "Sum"]
+    tensor_labels = [label for name, label in nodes.items() if name.startswith("t")]
+    assert not any("hidden/kernel" in label for label in tensor_labels)
     # Data flows x -> hidden -> (5, 8) tensor -> output.
     flow = edges(dot)
     hidden_id = next(n for n, label in boxes.items() if label.startswith("hidden"))
