@@ -13,9 +13,8 @@ where w_matrix is the kernel (KH, KW, C, F) read as (KH * KW * C, F): its row
 order (tap row, tap column, channel) is the column order im2col writes.  GEMMs
 run near the machine's peak in BLAS, so the Numba code only has to copy.
 
-The batch goes through in chunks of a few images: the column matrix of a chunk
-stays small enough to sit in cache between im2col and the GEMM that reads it,
-and the memory used does not grow with the batch size.
+The batch goes through in chunks, so that the column matrix (KH * KW times
+the size of the input) never takes more than COLUMN_CHUNK_BYTES of memory.
 
 The Numba loops are serial on purpose: BLAS already runs the GEMMs on every
 core, and handing the cores back and forth between BLAS's threads and Numba's
@@ -31,11 +30,14 @@ from numba import njit
 
 from ..reference.conv import conv1d_as_conv2d, conv2d_output_size
 
-# Bytes of column matrix per chunk: about 15 images of a 13x13x32 layer.  On the
-# MNIST CNN's second conv, 0.5-2 MiB chunks ran about 15% faster than 8-64 MiB
-# (the matrix is still warm in cache when the GEMM reads it), and the memory a
-# call needs stays bounded however large the batch (benchmarks/NOTES.md).
-COLUMN_CHUNK_BYTES = 2 * 2**20
+# Bytes of column matrix per chunk.  Chunks keep the memory a call needs bounded
+# however large the batch.  Smaller chunks (2 MiB) ran about 15% faster on one
+# thread, the matrix still warm in cache when the GEMM reads it; but every chunk
+# is one more BLAS call whose threads must all be scheduled before it finishes,
+# and on a busy 2-core machine 2 MiB chunks took 3.6x longer (median) than one
+# call per pass.  32 MiB runs each MNIST-sized layer in a single GEMM.
+# (benchmarks/NOTES.md has the measurements.)
+COLUMN_CHUNK_BYTES = 32 * 2**20
 
 
 def result_dtype(array):
