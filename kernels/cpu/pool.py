@@ -21,19 +21,8 @@ sets accept and refuse the same arguments.
 import numpy as np
 from numba import njit
 
-from ..reference.pool import (
-    global_avg_pool_backward,
-    global_avg_pool_forward,
-    pool1d_as_pool2d,
-    pool2d_output_size,
-)
-
-__all__ = [
-    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
-    "max_pool1d_forward", "max_pool1d_backward", "avg_pool1d_forward", "avg_pool1d_backward",
-    "global_avg_pool_forward", "global_avg_pool_backward",
-    "global_max_pool_forward", "global_max_pool_backward",
-]
+from ..reference import pool as reference_pool
+from ..reference.pool import pool1d_as_pool2d, pool2d_output_size
 
 
 def result_dtype(array):
@@ -197,6 +186,15 @@ def avg_pool1d_backward(grad_y, x_shape, pool, stride, padding):
         grad_y[:, None], (batch, 1, length, channels), *pool1d_as_pool2d(pool, stride, padding)
     )
     return grad_x[:, 0]
+
+
+def global_avg_pool_forward(x):
+    """x (N, ..., C) -> y (N, C): NumPy's mean already makes one compiled pass."""
+    return reference_pool.global_avg_pool_forward(x)
+
+
+def global_avg_pool_backward(grad_y, x_shape):
+    return reference_pool.global_avg_pool_backward(grad_y, x_shape)
 
 
 def global_max_pool_forward(x):
