@@ -400,10 +400,12 @@ class ModelCheckpoint(Callback):
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
-                 save_weights_only=False, mode="auto", save_freq="epoch", initial_value_threshold=None):
+                 save_weights_only=False, mode="auto", save_freq="epoch",
+                 initial_value_threshold=None):
         super().__init__()
         if save_freq != "epoch":
-            raise ValueError(f"ModelCheckpoint: only save_freq='epoch' is supported, got {save_freq!r}")
+            raise ValueError(
+                f"ModelCheckpoint: only save_freq='epoch' is supported, got {save_freq!r}")
         self.filepath = os.fspath(filepath)
         self.monitor = monitor
         self.verbose = verbose
@@ -533,7 +535,8 @@ class ReduceLROnPlateau(Callback):
                 new_rate = max(old_rate * self.factor, self.min_lr)
                 optimizer.learning_rate = new_rate
                 if self.verbose:
-                    print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_rate}.")
+                    print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate "
+                          f"to {new_rate}.")
                 self.cooldown_counter = self.cooldown
                 self.wait = 0
 

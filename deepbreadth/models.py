@@ -152,13 +152,14 @@ def _check_finite(arrays, name):
 def _checked_batch_size(batch_size):
     if batch_size is None:
         return DEFAULT_BATCH_SIZE
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+    is_integer = isinstance(batch_size, numbers.Integral) and not isinstance(batch_size, bool)
+    if not is_integer or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     return int(batch_size)
 
 
 def _batch_bounds(count, batch_size):
-    """(start, stop) of each batch; the last one is smaller when batch_size does not divide count."""
+    """(start, stop) of each batch; the last is smaller when batch_size does not divide count."""
     return [(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
 
 
@@ -166,8 +167,24 @@ def _take(arrays, rows):
     return [array[rows] for array in arrays]
 
 
+def _without_batch(shape):
+    """A shape with its batch axis as None, as Keras shows shapes."""
+    return (None,) + tuple(shape[1:])
+
+
 def _verbosity(verbose):
     return 1 if verbose == "auto" else int(verbose)
+
+
+def _progress_bar(verbose):
+    return callbacks_module.ProgressBar(verbose) if verbose else None
+
+
+def _class_of_each_sample(labels):
+    """Class indices from sparse labels (N,) or (N, 1), or from one-hot rows (N, K)."""
+    if labels.ndim > 1 and labels.shape[-1] > 1:
+        return labels.argmax(-1)
+    return labels.reshape(len(labels), -1)[:, 0]
 
 
 def _input_specs_from_shape(input_shape, dtype):
@@ -274,7 +291,8 @@ class Model(Layer):
     def _run_graph(self, inputs, training):
         given = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         if len(given) != len(self.inputs):
-            raise ValueError(f"model '{self.name}' takes {len(self.inputs)} inputs, got {len(given)}")
+            raise ValueError(
+                f"model '{self.name}' takes {len(self.inputs)} inputs, got {len(given)}")
         values = {id(symbolic): value for symbolic, value in zip(self.inputs, given)}
 
         def value_of(item):
@@ -299,7 +317,7 @@ class Model(Layer):
         )
 
     def _set_input_specs(self, specs, takes_list):
-        self._input_specs = [((None,) + tuple(shape)[1:], np.dtype(dtype)) for shape, dtype in specs]
+        self._input_specs = [(_without_batch(shape), np.dtype(dtype)) for shape, dtype in specs]
         self._takes_list = takes_list
 
     def _build_once(self, inputs):
@@ -318,7 +336,10 @@ class Model(Layer):
             return
         if input_shape is None:
             raise ValueError("build() needs the input shape, e.g. model.build((None, 28, 28))")
-        specs, takes_list = _input_specs_from_shape(input_shape, self.dtype)
+        self._build_from_specs(*_input_specs_from_shape(input_shape, self.dtype))
+
+    def _build_from_specs(self, specs, takes_list):
+        """Build by a dry run on one sample of zeros per input, of the given shapes and dtypes."""
         self._set_input_specs(specs, takes_list)
         with no_grad():
             self._call_without_building(self._example_inputs(), training=False)
@@ -364,7 +385,8 @@ class Model(Layer):
     @property
     def input_shape(self):
         if self._input_specs is None:
-            raise AttributeError(f"model '{self.name}' is not built yet, so its input shape is unknown")
+            raise AttributeError(
+                f"model '{self.name}' is not built yet, so its input shape is unknown")
         shapes = [shape for shape, _ in self._input_specs]
         return shapes if self._takes_list else shapes[0]
 
@@ -373,7 +395,7 @@ class Model(Layer):
         if self._is_functional:
             shapes = [tensor.shape for tensor in self.outputs]
             return shapes if len(shapes) > 1 else shapes[0]
-        raise AttributeError(f"a subclassed model has no fixed output shape; call it on data")
+        raise AttributeError("a subclassed model has no fixed output shape; call it on data")
 
     def to(self, device):
         """Move the weights (and the optimizer's state) to 'cpu' or 'cuda'."""
@@ -536,10 +558,10 @@ class Model(Layer):
                 raise ValueError(f"sample_weight has {len(weights)} entries but there are "
                                  f"{count} samples; give one weight per sample")
         if class_weight is not None:
-            labels = y_arrays[0]
-            classes = labels.argmax(-1) if labels.ndim > 1 and labels.shape[-1] > 1 else labels.reshape(len(labels), -1)[:, 0]
+            classes = _class_of_each_sample(y_arrays[0])
             try:
-                per_class = np.array([class_weight[int(label)] for label in classes], dtype=np.float64)
+                per_class = np.array([class_weight[int(label)] for label in classes],
+                                     dtype=np.float64)
             except KeyError as error:
                 raise ValueError(f"class_weight has no weight for class {error.args[0]}, which "
                                  "appears in y; give a weight for every class") from None
@@ -579,8 +601,9 @@ class Model(Layer):
         bounds = _batch_bounds(count, batch_size)
         history = callbacks_module.History()
         callback_list = callbacks_module.CallbackList(
-            callbacks, model=self, params={"epochs": epochs, "steps": len(bounds), "verbose": verbose},
-            history=history, progress=callbacks_module.ProgressBar(verbose) if verbose else None)
+            callbacks, model=self,
+            params={"epochs": epochs, "steps": len(bounds), "verbose": verbose},
+            history=history, progress=_progress_bar(verbose))
         # With TerminateOnNaN the user asked for a quiet stop instead of an error.
         raise_on_nan = not callback_list.contains(callbacks_module.TerminateOnNaN)
         self.history = history
@@ -633,11 +656,12 @@ class Model(Layer):
         return dict(logs)
 
     def _validation_arrays(self, validation_data):
-        if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
+        is_sequence = isinstance(validation_data, (list, tuple))
+        if not is_sequence or len(validation_data) not in (2, 3):
+            length = f" of length {len(validation_data)}" if is_sequence else ""
             raise ValueError(
                 "validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
-                f"sample_weight_val), got {type(validation_data).__name__}"
-                + (f" of length {len(validation_data)}" if isinstance(validation_data, (list, tuple)) else "")
+                f"sample_weight_val), got {type(validation_data).__name__}{length}"
             )
         x_arrays, y_arrays, count = self._x_y_arrays(validation_data[0], validation_data[1],
                                                      "validation x", "validation y")
@@ -700,7 +724,7 @@ class Model(Layer):
         steps = len(_batch_bounds(count, batch_size))
         callback_list = callbacks_module.CallbackList(
             callbacks, model=self, params={"steps": steps, "verbose": verbose},
-            progress=callbacks_module.ProgressBar(verbose) if verbose else None)
+            progress=_progress_bar(verbose))
         logs = self._test_loop(x_arrays, y_arrays, weights, batch_size, callback_list)
         return self._results(logs, return_dict)
 
@@ -711,9 +735,10 @@ class Model(Layer):
         x_arrays = self._x_arrays(x)
         count = _sample_count(x_arrays, "x")
         bounds = _batch_bounds(count, batch_size)
+        verbose = _verbosity(verbose)
         callback_list = callbacks_module.CallbackList(
-            callbacks, model=self, params={"steps": len(bounds), "verbose": _verbosity(verbose)},
-            progress=callbacks_module.ProgressBar(_verbosity(verbose)) if _verbosity(verbose) else None)
+            callbacks, model=self, params={"steps": len(bounds), "verbose": verbose},
+            progress=_progress_bar(verbose))
         callback_list.call("on_predict_begin", None)
         batches = []
         for step, (start, stop) in enumerate(bounds):
@@ -750,7 +775,8 @@ class Model(Layer):
         x_arrays, y_arrays, count = self._x_y_arrays(x, y)
         if reset_metrics:
             self.reset_metrics()
-        self._test_step(x_arrays, y_arrays, self._sample_weights(sample_weight, None, y_arrays, count))
+        weights = self._sample_weights(sample_weight, None, y_arrays, count)
+        self._test_step(x_arrays, y_arrays, weights)
         return self._results(self._logs(), return_dict)
 
     def predict_on_batch(self, x):
@@ -763,7 +789,7 @@ class Model(Layer):
         shapes = {}
 
         def record(layer, inputs, outputs):
-            shape = [(None,) + tuple(t.shape[1:]) for t in _flatten(outputs) if isinstance(t, Tensor)]
+            shape = [_without_batch(t.shape) for t in _flatten(outputs) if isinstance(t, Tensor)]
             shapes.setdefault(id(layer), []).append(shape[0] if len(shape) == 1 else shape)
 
         handles = [layer.register_forward_hook(record) for layer in self.layers]
@@ -788,7 +814,10 @@ class Model(Layer):
         shapes = self._layer_output_shapes()
         rows = [("Layer (type)", "Output Shape", "Param #")]
         for layer in self.layers:
-            shape = shapes.get(id(layer), layer.batch_input_shape if isinstance(layer, InputLayer) else "?")
+            if isinstance(layer, InputLayer):
+                shape = _without_batch(layer.batch_input_shape)
+            else:
+                shape = shapes.get(id(layer), "?")
             params = layer.count_params() if layer.built else 0
             rows.append((f"{layer.name} ({type(layer).__name__})", str(shape), str(params)))
         line_length = line_length or 65
@@ -816,7 +845,8 @@ class Model(Layer):
 
     # -- configuration ---------------------------------------------------------------
     def _graph_config(self):
-        """The functional graph as JSON-able data: layers, the calls between them, inputs, outputs."""
+        """The functional graph as JSON-able data: layers, the calls between them,
+        the inputs and the outputs."""
         refs = {id(tensor): {"input": index} for index, tensor in enumerate(self.inputs)}
         for node_index, call in enumerate(self._calls):
             for output_index, tensor in enumerate(call.outputs):
@@ -928,7 +958,8 @@ class Model(Layer):
             "format": saving.FORMAT_NAME,
             "version": saving.FORMAT_VERSION,
             "model": saving.serialize_layer(self),
-            "inputs": [{"shape": list(shape), "dtype": dtype.name} for shape, dtype in self._input_specs],
+            "inputs": [{"shape": list(shape), "dtype": dtype.name}
+                       for shape, dtype in self._input_specs],
             "inputs_are_list": self._takes_list,
             "compile": self._compile_config(),
             "optimizer_state": None,
@@ -952,7 +983,8 @@ class Model(Layer):
 
 def _refuse_overwrite(filepath, overwrite):
     if not overwrite and os.path.exists(filepath):
-        raise FileExistsError(f"'{filepath}' exists and overwrite=False; remove it or pass overwrite=True")
+        raise FileExistsError(
+            f"'{filepath}' exists and overwrite=False; remove it or pass overwrite=True")
 
 
 def _load_saved_weights(model, saved, source):
@@ -979,15 +1011,16 @@ class Sequential(Model):
 
     Built as soon as the input shape is known: from `input_shape=` on the first
     layer, or an `Input`/`InputLayer` put first; otherwise on the first data.
-    Building runs the layers on a symbolic input, so a layer that cannot take
-    what the previous one gives fails here, with both layers named.
+    Building runs the layers, in order, on one sample of zeros (a dry run that
+    creates their weights and finds every output shape), so a layer that cannot
+    take what the previous one gives fails here, with both layers named.
     """
 
     def __init__(self, layers=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self._layers = []
         self._traced_shapes = []  # (input shape, output shape) of each layer, once built
-        self._last_output = None  # the symbolic output of the last layer, once built
+        self._last_output = None  # the last layer's output in the dry run, once built
         for layer in layers or []:
             self.add(layer)
 
@@ -997,8 +1030,8 @@ class Sequential(Model):
 
     def add(self, layer):
         """Append a layer (or, first of all, an Input / InputLayer fixing the input shape)."""
-        is_input = isinstance(layer, InputLayer) or (isinstance(layer, SymbolicTensor) and layer.call is None)
-        if is_input:
+        is_input_tensor = isinstance(layer, SymbolicTensor) and layer.call is None
+        if isinstance(layer, InputLayer) or is_input_tensor:
             if self._layers or self._input_specs is not None:
                 raise ValueError(f"Sequential model '{self.name}': an Input or InputLayer can only "
                                  "come first")
@@ -1021,33 +1054,34 @@ class Sequential(Model):
         if not self._layers:
             raise TypeError(f"Sequential model '{self.name}' has no layers to pop")
         layer = self._layers.pop()
-        if self._traced_shapes:
-            self._traced_shapes.pop()
-            self._last_output = SymbolicTensor(self._traced_shapes[-1][1] if self._traced_shapes
-                                               else self._input_specs[0][0], self._input_specs[0][1])
+        if self._input_specs is not None:
+            self._build_for(*self._input_specs[0])  # trace again, to end at the new last layer
         return layer
 
-    # -- building: a symbolic pass through the layers ----------------------------------
+    # -- building: a dry run through the layers ----------------------------------------
     def _start_trace(self, shape, dtype):
         self._set_input_specs([(tuple(shape), dtype)], takes_list=False)
-        self._last_output = SymbolicTensor(self._input_specs[0][0], dtype)
+        # Real zeros on the weights' device (not symbolic placeholders), so the
+        # dry run works on the GPU as it does on the CPU.
+        self._last_output = self._example_inputs()
         self._traced_shapes = []
         self.built = True
 
     def _trace(self, position):
-        """Run layer `position` on the symbolic output of the one before it."""
+        """Run layer `position` on the dry-run output of the one before it."""
         layer = self._layers[position]
-        symbolic_input = self._last_output
+        example = self._last_output
         try:
-            output = layer(symbolic_input)
+            with no_grad():
+                output = layer(example, training=False)
         except SequenceInputError as error:
             raise error.with_previous_layer(self._layer_that_dropped_time_axis(position)) from None
-        if not isinstance(output, SymbolicTensor):
+        if not isinstance(output, Tensor):
             raise ValueError(
                 f"layer '{layer.name}' returns several tensors; every layer of a Sequential model "
                 "must return one (for return_state=True use the functional API)"
             )
-        self._traced_shapes.append((symbolic_input.shape, output.shape))
+        self._traced_shapes.append((_without_batch(example.shape), _without_batch(output.shape)))
         self._last_output = output
 
     def _layer_that_dropped_time_axis(self, position):
@@ -1088,12 +1122,14 @@ class Sequential(Model):
     @property
     def output_shape(self):
         if self._last_output is None:
-            raise AttributeError(f"model '{self.name}' is not built yet, so its output shape is unknown")
-        return self._last_output.shape
+            raise AttributeError(
+                f"model '{self.name}' is not built yet, so its output shape is unknown")
+        return _without_batch(self._last_output.shape)
 
     def call(self, inputs, training=None):
         if not self._layers:
-            raise ValueError(f"Sequential model '{self.name}' has no layers; add some with .add(layer)")
+            raise ValueError(
+                f"Sequential model '{self.name}' has no layers; add some with .add(layer)")
         for layer in self._layers:
             inputs = layer(inputs, training=training)
         return inputs
@@ -1137,13 +1173,14 @@ def load_model(filepath, custom_objects=None, compile=True):
             "the model in code and call model.load_weights(path)"
         )
     document = saving.read_json_array(arrays[saving.ARCHITECTURE_KEY])
-    if document.get("format") != saving.FORMAT_NAME or document.get("version", 0) > saving.FORMAT_VERSION:
+    format_name, version = document.get("format"), document.get("version", 0)
+    if format_name != saving.FORMAT_NAME or version > saving.FORMAT_VERSION:
         raise ValueError(f"'{filepath}' is not a model file this version of deepbreadth can read "
-                         f"(format {document.get('format')!r}, version {document.get('version')!r})")
+                         f"(format {format_name!r}, version {version!r})")
     model = saving.deserialize_layer(document["model"], custom_objects)
-    if not model.built:
-        shapes = [tuple(spec["shape"]) for spec in document["inputs"]]
-        model.build(shapes if document["inputs_are_list"] else shapes[0])
+    if not model.built:  # a subclassed model: its weights appear on its first call
+        specs = [(tuple(spec["shape"]), spec["dtype"]) for spec in document["inputs"]]
+        model._build_from_specs(specs, document["inputs_are_list"])
     _load_saved_weights(model, saving.arrays_in_order(arrays, "weights/"), f"'{filepath}'")
     if compile and document.get("compile"):
         _restore_compile(model, document, arrays, custom_objects, filepath)
@@ -1156,7 +1193,8 @@ def _restore_compile(model, document, arrays, custom_objects, filepath):
         optimizer = optimizers_module.deserialize(settings["optimizer"], custom_objects)
         loss = (losses_module.deserialize(settings["loss"], custom_objects)
                 if settings["loss"] is not None else None)
-        metrics = [metric if isinstance(metric, str) else metrics_module.deserialize(metric, custom_objects)
+        metrics = [metric if isinstance(metric, str)
+                   else metrics_module.deserialize(metric, custom_objects)
                    for metric in settings["metrics"]]
     except (ValueError, TypeError, KeyError) as error:
         raise ValueError(

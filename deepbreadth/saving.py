@@ -23,6 +23,7 @@ import inspect
 import json
 import os
 import tempfile
+import zipfile
 
 import numpy as np
 
@@ -44,7 +45,8 @@ def _current_umask():
 
 
 def write_atomically(path, write):
-    """Call `write(file)` on a temporary file, then move it to `path` in one step."""
+    """Call `write(file)` on a temporary file, then move it to `path` in one step
+    (creating `path`'s folder if needed)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -78,7 +80,7 @@ def load_arrays(path):
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
         raise ValueError(f"'{path}' is not a deepbreadth weights or model file (.npz): {error}") \
             from None
 
@@ -92,7 +94,8 @@ def weight_key(index, weight):
 
 def weights_to_arrays(weights, prefix=""):
     """{'<prefix><index>/<name>': array}: the keys sort in the weights' order."""
-    return {prefix + weight_key(index, weight): weight.numpy() for index, weight in enumerate(weights)}
+    return {prefix + weight_key(index, weight): weight.numpy()
+            for index, weight in enumerate(weights)}
 
 
 def arrays_in_order(arrays, prefix=""):

@@ -16,7 +16,8 @@ def to_categorical(y, num_classes=None, dtype="float32"):
         y = y[..., 0]
     if y.dtype.kind == "f":
         if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
-            raise ValueError("to_categorical needs whole-number class labels, got non-integer values")
+            raise ValueError(
+                "to_categorical needs whole-number class labels, got non-integer values")
         y = y.astype(np.int64)
     elif y.dtype.kind not in "iub":
         raise TypeError(f"to_categorical needs integer class labels, got dtype {y.dtype}")

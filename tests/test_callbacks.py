@@ -85,17 +85,18 @@ def test_evaluate_and_predict_call_their_hooks():
     x, y = data(8)
     model.evaluate(x, y, verbose=0, callbacks=[recorder])
     model.predict(x, callbacks=[recorder])
-    assert recorder.calls == ["on_test_begin", "on_test_batch_begin", "on_test_batch_end", "on_test_end",
-                              "on_predict_begin", "on_predict_batch_begin", "on_predict_batch_end",
-                              "on_predict_end"]
+    assert recorder.calls == [
+        "on_test_begin", "on_test_batch_begin", "on_test_batch_end", "on_test_end",
+        "on_predict_begin", "on_predict_batch_begin", "on_predict_batch_end", "on_predict_end",
+    ]
 
 
 def test_batch_logs_are_running_means_and_old_batch_hook_names_work():
     seen = []
     model = model_for_test()
     x, y = data(8)
-    model.fit(x, y, batch_size=4, verbose=0,
-              callbacks=[LambdaCallback(on_batch_end=lambda batch, logs: seen.append((batch, dict(logs))))])
+    keep = LambdaCallback(on_batch_end=lambda batch, logs: seen.append((batch, dict(logs))))
+    model.fit(x, y, batch_size=4, verbose=0, callbacks=[keep])
     assert [batch for batch, _ in seen] == [0, 1]
     assert set(seen[0][1]) == {"loss", "accuracy"}
 
@@ -307,7 +308,8 @@ def test_reduce_lr_on_plateau_with_patience_cooldown_and_floor():
     model = model_for_test(learning_rate=1.0)
     reducer = ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, cooldown=1, min_lr=0.2)
     rates = []
-    record = LambdaCallback(on_epoch_end=lambda epoch, logs: rates.append(model.optimizer.learning_rate))
+    record = LambdaCallback(
+        on_epoch_end=lambda epoch, logs: rates.append(model.optimizer.learning_rate))
     model.fit(*data(), epochs=8, verbose=0,
               callbacks=[scripted("val_loss", [1.0] * 8), reducer, record])
     # No improvement after epoch 0: two epochs of waiting, then a reduction.

@@ -59,7 +59,8 @@ def test_the_beginner_tutorial_runs_and_learns(mnist_slice, one_blas_thread):
     assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert history.history["val_accuracy"][-1] >= 0.88
     assert y_pred.shape == (500, 10)
-    assert (y_pred.argmax(axis=1) == y_test).mean() == pytest.approx(history.history["val_accuracy"][-1])
+    accuracy = (y_pred.argmax(axis=1) == y_test).mean()
+    assert accuracy == pytest.approx(history.history["val_accuracy"][-1])
 
 
 def test_the_stacked_lstm_tutorial_builds_and_trains(mnist_slice, one_blas_thread):
@@ -174,7 +175,8 @@ def test_import_deepbreadth_loads_the_higher_layers_lazily():
             "deepbreadth.keras.layers.Dense\n"
             "assert 'deepbreadth.layers' in sys.modules\n"
             "print(deepbreadth.callbacks.History.__name__, deepbreadth.datasets.mnist.__name__)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["History", "deepbreadth.datasets.mnist"]
     with pytest.raises(AttributeError, match="no attribute 'kears'"):

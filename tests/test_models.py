@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import deepbreadth as db
-from deepbreadth import callbacks, losses, optimizers
+from deepbreadth import losses, optimizers
 from deepbreadth.layers import LSTM, Dense, Dropout, Flatten, Input, Layer
 from deepbreadth.layers.recurrent import SequenceInputError
 from deepbreadth.models import InputLayer, Model, NaNLossError, Sequential
@@ -246,7 +246,8 @@ def test_sample_weight_and_class_weight_weigh_the_loss():
     weights[0] = 1.0
     first_only = model.evaluate(x[:1], y[:1], verbose=0)[0]
     # Keras's default reduction divides by the number of samples, not the weights' sum.
-    assert model.evaluate(x, y, sample_weight=weights, verbose=0)[0] == pytest.approx(first_only / 8, rel=1e-5)
+    weighted = model.evaluate(x, y, sample_weight=weights, verbose=0)[0]
+    assert weighted == pytest.approx(first_only / 8, rel=1e-5)
     class_weight = {0: 1.0, 1: 1.0, 2: 1.0}
     model.fit(x, y, class_weight=class_weight, verbose=0)
     with pytest.raises(ValueError, match="no weight for class"):
@@ -261,7 +262,8 @@ def test_evaluate_returns_like_keras():
     with_metrics = compiled(small_classifier())
     result = with_metrics.evaluate(x, y, verbose=0)
     assert isinstance(result, list) and len(result) == 2
-    assert with_metrics.evaluate(x, y, verbose=0, return_dict=True) == {"loss": result[0], "accuracy": result[1]}
+    as_dict = with_metrics.evaluate(x, y, verbose=0, return_dict=True)
+    assert as_dict == {"loss": result[0], "accuracy": result[1]}
     assert with_metrics.metrics_names == ["loss", "accuracy"]
     loss_only = compiled(small_classifier(), metrics=())
     assert isinstance(loss_only.evaluate(x, y, verbose=0), float)
@@ -341,7 +343,8 @@ def test_bad_batch_size(batch_size):
 
 def test_batch_size_larger_than_the_data():
     x, y = blobs(count=10)
-    with pytest.raises(ValueError, match=r"batch_size=64 is larger than the 10 training samples.*at most 10"):
+    message = r"batch_size=64 is larger than the 10 training samples.*at most 10"
+    with pytest.raises(ValueError, match=message):
         compiled(small_classifier()).fit(x, y, batch_size=64)
     # without a batch size, the default of 32 shrinks to fit (XOR's 4 samples train)
     assert compiled(small_classifier()).fit(x[:4], y[:4], verbose=0).params["steps"] == 1

@@ -8,7 +8,7 @@ import pytest
 
 import deepbreadth as db
 from deepbreadth import losses, saving
-from deepbreadth.layers import LSTM, Dense, Dropout, Flatten, Input, Layer
+from deepbreadth.layers import LSTM, Dense, Dropout, Embedding, Flatten, Input, Layer
 from deepbreadth.models import Model, Sequential, load_model, model_from_json
 
 
@@ -92,7 +92,8 @@ def test_weights_of_another_architecture_name_the_first_mismatch(tmp_path):
     assert f"layer '{wider.layers[0].name}'" in message
     assert "(4, 16) in the model" in message and "(4, 8)" in message
     deeper = Sequential([Dense(8, input_shape=(4,)), Dense(2), Dense(2)])
-    with pytest.raises(ValueError, match=f"holds 4 weights but the model has 6: layer '{deeper.layers[2].name}'"):
+    message = f"holds 4 weights but the model has 6: layer '{deeper.layers[2].name}'"
+    with pytest.raises(ValueError, match=message):
         deeper.load_weights(path)
 
 
@@ -150,7 +151,8 @@ def test_sequential_model_round_trip_with_compile_settings(tmp_path):
     model.save(path)
     loaded = load_model(path)
     assert isinstance(loaded, Sequential)
-    assert [type(layer).__name__ for layer in loaded.layers] == ["Flatten", "Dense", "Dropout", "Dense"]
+    kinds = [type(layer).__name__ for layer in loaded.layers]
+    assert kinds == ["Flatten", "Dense", "Dropout", "Dense"]
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
     assert_same_predictions(model, loaded, x.reshape(-1, 2, 2))
     assert type(loaded.optimizer).__name__ == "Adam"
@@ -273,3 +275,25 @@ def test_architecture_alone_through_json():
     copy = model_from_json(model.to_json())
     assert [w.shape for w in copy.get_weights()] == [w.shape for w in model.get_weights()]
     assert not np.array_equal(copy.get_weights()[0], model.get_weights()[0])  # fresh weights
+
+
+class Bag(Model):
+    """A subclassed model on integer ids: rebuilding it needs the saved input dtype."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = Embedding(10, 3)
+        self.dense = Dense(2)
+
+    def call(self, ids):
+        return self.dense(db.mean(self.embed(ids), axis=1))
+
+
+def test_models_on_integer_ids_round_trip(tmp_path):
+    ids = np.random.default_rng(0).integers(0, 10, (6, 5))
+    for model, custom_objects in ((Bag(), {"Bag": Bag}),
+                                  (Sequential([Embedding(10, 3), Flatten(), Dense(2)]), None)):
+        model.predict(ids)
+        path = str(tmp_path / type(model).__name__)
+        model.save(path)
+        assert_same_predictions(model, load_model(path, custom_objects=custom_objects), ids)
