@@ -109,7 +109,7 @@ def test_conv2d_refuses_mismatched_shapes(candidate, reference):
 
 def torch_conv2d_with_gradients(x, w, grad_y, stride, padding, dilation):
     """PyTorch's y, grad_x and grad_w for NHWC x and (KH, KW, C, F) w."""
-    torch = pytest.importorskip("torch", reason="PyTorch is the independent conv oracle")
+    torch = pytest.importorskip("torch", reason="PyTorch, the independent conv oracle, is not installed")
     x_t = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
     w_t = torch.tensor(w.transpose(3, 2, 0, 1), requires_grad=True)
     (top, bottom), (left, right) = padding
@@ -144,7 +144,7 @@ def test_reference_conv2d_matches_torch(reference, x_shape, w_shape, stride, pad
 
 
 def test_reference_conv1d_matches_torch(reference):
-    torch = pytest.importorskip("torch", reason="PyTorch is the independent conv oracle")
+    torch = pytest.importorskip("torch", reason="PyTorch, the independent conv oracle, is not installed")
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((2, 11, 3)), rng.standard_normal((3, 3, 2))
     y = reference.conv1d_forward(x, w, (2,), ((0, 0),), (2,))

@@ -182,7 +182,7 @@ def test_pool_refuses_padding_as_wide_as_the_window(candidate, reference):
 
 def to_torch(array, requires_grad=False):
     """NHWC (or NLC) NumPy array -> NCHW (or NCL) torch tensor."""
-    torch = pytest.importorskip("torch", reason="PyTorch is the independent pooling oracle")
+    torch = pytest.importorskip("torch", reason="PyTorch, the independent pooling oracle, is not installed")
     axes = (0, array.ndim - 1, *range(1, array.ndim - 1))
     return torch.tensor(array.transpose(axes), requires_grad=requires_grad)
 
@@ -194,7 +194,7 @@ def from_torch(tensor):
 
 @pytest.mark.parametrize("pool, stride", [((2, 2), (2, 2)), ((3, 2), (1, 2)), ((2, 1), (3, 4))])
 def test_reference_max_pool2d_matches_torch(reference, pool, stride):
-    torch = pytest.importorskip("torch", reason="PyTorch is the independent pooling oracle")
+    torch = pytest.importorskip("torch", reason="PyTorch, the independent pooling oracle, is not installed")
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 7, 8, 3))
     y, argmax = reference.max_pool2d_forward(x, pool, stride, ((0, 0), (0, 0)))
@@ -216,7 +216,7 @@ def test_reference_max_pool2d_matches_torch(reference, pool, stride):
     ((3, 3), (1, 1), ((1, 1), (1, 1))),  # 'same': PyTorch must leave padding uncounted
 ])
 def test_reference_avg_pool2d_matches_torch(reference, pool, stride, padding):
-    torch = pytest.importorskip("torch", reason="PyTorch is the independent pooling oracle")
+    torch = pytest.importorskip("torch", reason="PyTorch, the independent pooling oracle, is not installed")
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 7, 8, 3))
     y = reference.avg_pool2d_forward(x, pool, stride, padding)
@@ -232,7 +232,7 @@ def test_reference_avg_pool2d_matches_torch(reference, pool, stride, padding):
 
 
 def test_reference_pool1d_matches_torch(reference):
-    torch = pytest.importorskip("torch", reason="PyTorch is the independent pooling oracle")
+    torch = pytest.importorskip("torch", reason="PyTorch, the independent pooling oracle, is not installed")
     x = np.random.default_rng(8).standard_normal((2, 11, 3))
     y, argmax = reference.max_pool1d_forward(x, (3,), (2,), ((0, 0),))
     y_t, indices_t = torch.nn.functional.max_pool1d(to_torch(x), 3, 2, return_indices=True)
