@@ -673,10 +673,11 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 node.release()
 
     for leaf, grad in leaf_grads.items():
+        if wanted is not None and id(leaf) not in wanted:
+            continue  # deepbreadth.grad: a leaf nobody asked for keeps its .grad, runs no hook
         grad = leaf._apply_hooks(grad)
         if wanted is not None:
-            if id(leaf) in wanted:
-                captured[id(leaf)] = grad
+            captured[id(leaf)] = grad
         else:
             leaf.grad = _add_gradients(leaf.grad, grad)
     if wanted is not None:
@@ -691,9 +692,10 @@ def _finish_output_grads(node, output_grads, wanted, captured):
         output = node.output_tensor(index)
         if grad is not None and output is not None:
             grad = output._apply_hooks(grad)
-            if wanted is not None and id(output) in wanted:
-                captured[id(output)] = grad
-            elif output._retains_grad:
+            if wanted is not None:
+                if id(output) in wanted:
+                    captured[id(output)] = grad
+            elif output._retains_grad:  # .grad is filled by backward(), never by grad()
                 output.grad = _add_gradients(output.grad, grad)
         if grad is None:
             # An unused output of a multi-output op contributes a zero gradient.

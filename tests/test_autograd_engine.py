@@ -317,6 +317,17 @@ def test_grad_with_respect_to_an_intermediate():
     np.testing.assert_allclose(gy.numpy(), [6.0, 12.0])
 
 
+def test_grad_runs_no_hook_and_fills_no_grad_of_tensors_not_asked_for():
+    x = float64_leaf([1.0])
+    w = float64_leaf([2.0])
+    y = x * w
+    y.retain_grad()
+    calls = []
+    w.register_hook(lambda grad: calls.append(grad))
+    db.grad((y * 3).sum(), [x])
+    assert calls == [] and w.grad is None and y.grad is None
+
+
 def test_grad_with_grad_outputs():
     x = float64_leaf([1.0, 2.0])
     (g,) = db.grad(x * x, [x], grad_outputs=db.tensor([1.0, -1.0], dtype="float64"))
