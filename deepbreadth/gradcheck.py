@@ -202,7 +202,8 @@ def _weighted_gradients(fn, inputs, tensors, weights):
         if scalar is None or not scalar.requires_grad:
             return [np.zeros(t.shape) for t in tensors]
         grads = grad(scalar, tensors)
-    return [np.zeros(t.shape) if g is None else g.numpy().astype(np.float64) for g in grads]
+    return [np.zeros(t.shape) if g is None else g.numpy().astype(np.float64)
+            for g, t in zip(grads, tensors)]
 
 
 def _weighted_numeric(fn, inputs, tensor, direction, weights, eps):

@@ -123,7 +123,8 @@ def ours_with_gradients(case, arrays, options, upstream_seed):
     tensors = [db.tensor(a, dtype="float64", requires_grad=True) if a.dtype.kind == "f" else db.tensor(a)
                for a in arrays]
     outputs = as_tuple(case.ours(*tensors, **options))
-    weights = [np.random.default_rng(upstream_seed + k).standard_normal(o.shape) for k, o in enumerate(outputs)]
+    weights = [np.random.default_rng(upstream_seed + k).standard_normal(o.shape)
+               for k, o in enumerate(outputs)]
     total = sum((o * db.tensor(w, dtype="float64")).sum() for o, w in zip(outputs, weights))
     wanted = [t for t in tensors if t.requires_grad]
     grads = db.grad(total, wanted) if total.requires_grad else [None] * len(wanted)
@@ -138,7 +139,10 @@ def torch_with_gradients(case, arrays, options, weights):
     outputs = as_tuple(twin(*tensors, **options))
     total = sum((o * torch.as_tensor(w)).sum() for o, w in zip(outputs, weights))
     wanted = [t for t in tensors if t.requires_grad]
-    grads = torch.autograd.grad(total, wanted, allow_unused=True) if total.requires_grad else [None] * len(wanted)
+    if total.requires_grad:
+        grads = torch.autograd.grad(total, wanted, allow_unused=True)
+    else:
+        grads = [None] * len(wanted)
     return ([o.detach().numpy() for o in outputs],
             [None if g is None else g.numpy() for g in grads], [t.shape for t in wanted])
 

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ..autograd import Function, Tensor
+from ..autograd import Function
 from .math import exp, where
 from .reduce import _normalize_axes
 
