@@ -484,13 +484,20 @@ class Model(Layer):
                 self(self._model_input(_take(x_arrays, slice(0, 1)), self._weights_device()),
                      training=False)
 
-    def _prepare_weights_for_updates(self):
-        """Give every weight a C-contiguous array: the fused optimizer kernels update
+    def _weights_to_update(self, x_arrays):
+        """The trainable weights and their device, the model built first if it waits for data.
+
+        Each weight gets a C-contiguous array: the fused optimizer kernels update
         weights in place and refuse other layouts (an initializer may return a
-        transposed view, e.g. Orthogonal for a wide recurrent kernel)."""
-        for weight in self.weights:
+        transposed view, e.g. Orthogonal for a wide recurrent kernel).
+        """
+        self._ensure_built(x_arrays)
+        weights = self.trainable_weights
+        for weight in weights:
             if not weight.data.flags["C_CONTIGUOUS"]:
                 weight.data = backend.array_module(weight.data).ascontiguousarray(weight.data)
+        device = weights[0].device if weights else self._weights_device()
+        return weights, device
 
     def _train_step(self, x_arrays, y_arrays, sample_weight, weights, device):
         """Forward, loss, backward, update of `weights`; returns the loss as a float.
@@ -596,8 +603,7 @@ class Model(Layer):
                 f"(e.g. batch_size={min(count, DEFAULT_BATCH_SIZE)})"
             )
 
-        self._ensure_built(x_arrays)
-        self._prepare_weights_for_updates()
+        trainable_weights, device = self._weights_to_update(x_arrays)
         bounds = _batch_bounds(count, batch_size)
         history = callbacks_module.History()
         callback_list = callbacks_module.CallbackList(
@@ -615,7 +621,7 @@ class Model(Layer):
             self.reset_metrics()
             callback_list.call("on_epoch_begin", epoch, None)
             logs = self._train_epoch(epoch, x_arrays, y_arrays, weights, bounds, shuffle,
-                                     callback_list, raise_on_nan)
+                                     (trainable_weights, device), callback_list, raise_on_nan)
             if validation is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._test_loop(*validation, validation_batch_size or batch_size,
                                            callback_list)
@@ -626,11 +632,12 @@ class Model(Layer):
         callback_list.call("on_train_end", None)
         return history
 
-    def _train_epoch(self, epoch, x_arrays, y_arrays, weights, bounds, shuffle, callback_list,
-                     raise_on_nan):
+    def _train_epoch(self, epoch, x_arrays, y_arrays, weights, bounds, shuffle, updated,
+                     callback_list, raise_on_nan):
+        # `updated` = (trainable weights, device): looked up once per fit, not per
+        # step, since walking the layers costs time.
+        trainable_weights, device = updated
         order = backend.rng().permutation(len(y_arrays[0])) if shuffle else None
-        # Looked up once per epoch, not per step: walking the layers costs time.
-        trainable_weights, device = self.trainable_weights, self._weights_device()
         logs = {}
         for step, (start, stop) in enumerate(bounds):
             rows = order[start:stop] if order is not None else slice(start, stop)
@@ -754,16 +761,18 @@ class Model(Layer):
     # -- single batches --------------------------------------------------------------------
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, reset_metrics=True,
                        return_dict=False):
-        """One update on one batch; returns the loss (and metrics) of that batch."""
+        """One update on one batch; returns the loss (and metrics) of that batch.
+
+        Made to be called in a loop, so the data is not scanned for NaN here
+        (fit does that once); a NaN loss still stops with an error.
+        """
         self._require_compiled("train_on_batch")
-        x_arrays, y_arrays, count = self._x_y_arrays(x, y)
+        x_arrays, y_arrays, count = self._x_y_arrays(x, y, check_values=False)
         if reset_metrics:
             self.reset_metrics()
         weights = self._sample_weights(sample_weight, class_weight, y_arrays, count)
-        self._ensure_built(x_arrays)
-        self._prepare_weights_for_updates()
-        loss_value = self._train_step(x_arrays, y_arrays, weights, self.trainable_weights,
-                                      self._weights_device())
+        trainable_weights, device = self._weights_to_update(x_arrays)
+        loss_value = self._train_step(x_arrays, y_arrays, weights, trainable_weights, device)
         if not math.isfinite(loss_value):
             raise NaNLossError(f"the loss became {loss_value} on this batch; the weights were not "
                                "updated. Lower the learning rate or check the data")
@@ -772,7 +781,7 @@ class Model(Layer):
     def test_on_batch(self, x, y=None, sample_weight=None, reset_metrics=True, return_dict=False):
         """The loss (and metrics) on one batch, without updating the weights."""
         self._require_compiled("test_on_batch")
-        x_arrays, y_arrays, count = self._x_y_arrays(x, y)
+        x_arrays, y_arrays, count = self._x_y_arrays(x, y, check_values=False)
         if reset_metrics:
             self.reset_metrics()
         weights = self._sample_weights(sample_weight, None, y_arrays, count)
