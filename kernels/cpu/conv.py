@@ -134,7 +134,8 @@ class ConvGeometry:
 
     def column_buffer(self, batch, dtype):
         """Room for the column matrix of the largest chunk."""
-        largest = max(stop - start for (start, stop), _ in self.chunks(batch, dtype.itemsize))
+        largest = max((stop - start for (start, stop), _ in self.chunks(batch, dtype.itemsize)),
+                      default=0)
         return np.empty((largest * self.pixels_per_image, self.column_width), dtype=dtype)
 
 
