@@ -30,7 +30,9 @@ def compute_fans(shape):
 class Initializer:
     def __call__(self, shape, dtype=None):
         dtype = np.dtype(dtype or backend.floatx())
-        return np.asarray(self.sample(tuple(shape)), dtype=dtype)
+        # C order always: the fused optimizer kernels update weights in place
+        # through flat views, which a transposed (Fortran-order) array lacks.
+        return np.ascontiguousarray(self.sample(tuple(shape)), dtype=dtype)
 
     def sample(self, shape):
         raise NotImplementedError
