@@ -29,6 +29,8 @@ _LAZY_SUBMODULES = ("keras", "layers", "models", "optimizers", "losses", "metric
                     "datasets", "initializers", "viz", "tracer", "profiler", "monitor")
 # Functions offered at the top, from lazy submodules: deepbreadth.trace(), deepbreadth.profile().
 _LAZY_FUNCTIONS = {"trace": "tracer", "profile": "profiler"}
+# TensorFlow keeps tf.nn and tf.random at the top, beside tf.keras.
+_TENSORFLOW_NAMESPACES = {"nn": "keras.nn", "random": "keras.random"}
 
 
 def __getattr__(name):
@@ -40,4 +42,8 @@ def __getattr__(name):
         import importlib
 
         return getattr(importlib.import_module(f"{__name__}.{_LAZY_FUNCTIONS[name]}"), name)
+    if name in _TENSORFLOW_NAMESPACES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{_TENSORFLOW_NAMESPACES[name]}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

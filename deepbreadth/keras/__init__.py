@@ -10,7 +10,7 @@ They are imported on first use, so `import deepbreadth` stays fast.
 import importlib
 
 _SUBMODULES = ("models", "layers", "optimizers", "losses", "metrics", "callbacks", "datasets",
-               "initializers", "activations", "utils", "backend")
+               "initializers", "activations", "utils", "backend", "nn", "random")
 
 # tf.keras.Sequential, tf.keras.Model, tf.keras.Input: the names Keras puts at the top.
 _NAMES = {"Sequential": "models", "Model": "models", "Input": "layers", "InputLayer": "layers"}

@@ -10,3 +10,5 @@ from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D,
                       GlobalMaxPooling2D, MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
 from .normalization import BatchNormalization
 from .embedding import Embedding
+from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
+from .activations import ELU, LeakyReLU, ReLU, Softmax
