@@ -1,25 +1,38 @@
-"""Recurrent kernels for the CPU: SimpleRNN, LSTM and GRU with Numba.
+"""Recurrent kernels for the CPU: SimpleRNN, LSTM and GRU.
 
 Same contract and same numbers as kernels/reference/rnn.py; read that file
-first for the mathematics.  Here the work is arranged for speed:
+first for the mathematics.  Here the work is arranged for speed, and each kind
+of work goes to the tool that does it fastest:
 
-* The input projection `x_t @ kernel` does not depend on the recurrence, so it
-  is done for all time steps at once, as one large matrix product (BLAS).
-* Each step then needs one matrix product for the recurrent part
-  `h_{t-1} @ recurrent_kernel` (BLAS through NumPy), followed by ONE fused
-  Numba kernel doing all the elementwise gate arithmetic of that step, in a
-  single pass over memory instead of a dozen NumPy temporaries.
-* Backward, each step's fused kernel turns the incoming gradient into the
-  gradient of the gate pre-activations, `grad_z`, kept for every step in an
-  (N, T, G*U) array.  The weight gradients are sums over time of products with
-  `grad_z`, so they are computed at the end with one matrix product each.
+* Matrix products go to BLAS (through NumPy).  The input projection
+  `x_t @ kernel` does not depend on the recurrence, so it is done for all
+  time steps at once, as one large product.  Each step then needs one product
+  for the recurrent part `h_{t-1} @ recurrent_kernel`.
+* tanh and sigmoid go to NumPy's ufuncs, which use SIMD instructions: on an
+  AVX-512 machine they cost under a nanosecond per float32 element, while the
+  scalar `exp` or `tanh` that Numba calls from the C maths library costs five
+  to thirty.  (Measured; see benchmarks/NOTES.md, "recurrent kernels".)
+* The rest of the elementwise arithmetic of a step, the cell update forward
+  and the whole gate derivative backward, is one fused Numba kernel that reads
+  and writes each element once instead of making a dozen NumPy temporaries.
+  These kernels are plain loops (no `parallel=True`): a Numba thread pool
+  next to OpenBLAS's made every step several times slower on two cores,
+  because each pool's idle threads spin while the other one works.
+* Backward, each step turns the incoming gradient into the gradient of the
+  gate pre-activations, `grad_z`, kept for every step.  The weight gradients
+  are sums over time of products with `grad_z`, so each is computed at the end
+  with one matrix product over all N*T rows.
 
-The fused step kernels take whole (N, T, ...) arrays plus the step index `t`
-rather than slices: every array Numba sees is then C-contiguous, so each
-kernel compiles once per dtype only.
+Memory layout: inside, sequences are stored time-major, (T, N, ...), so that
+each step reads and writes contiguous blocks; a batch-major (N, T, ...) layout
+scatters every step over T times more memory and was measurably slower.  The
+forward functions return (N, T, ...) *views* of their time-major arrays
+(`a.transpose(1, 0, 2)`, no copy), and the backward functions turn such views
+back into time-major arrays without a copy.  Any other (N, T, ...) array is
+accepted as well; it is copied into time-major order once.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 # Activation names become integer codes: Numba kernels branch on an int cheaply.
 LINEAR, RELU, TANH, SIGMOID, HARD_SIGMOID = 0, 1, 2, 3, 4
@@ -41,18 +54,24 @@ def activation_code(name):
     return ACTIVATION_CODES[name]
 
 
-@njit(cache=True)
-def activate(code, z):
-    if code == TANH:
-        return np.tanh(z)
-    if code == SIGMOID:
-        # Same overflow-free form as the reference: 1 / (1 + exp(-z)).
-        return 0.5 * (1.0 + np.tanh(0.5 * z))
-    if code == RELU:
-        return max(z, 0.0)
-    if code == HARD_SIGMOID:
-        return min(max(z / 6.0 + 0.5, 0.0), 1.0)
-    return z + 0.0  # linear; "+ 0.0" gives every branch the same type
+def apply_activation(name, z, out):
+    """out = act(z) with NumPy ufuncs (SIMD), writing into `out` (may be z itself)."""
+    if name == "tanh":
+        np.tanh(z, out=out)
+    elif name == "sigmoid":
+        # sigmoid(z) = (1 + tanh(z / 2)) / 2: no exp(-z) to overflow.
+        np.multiply(z, 0.5, out=out)
+        np.tanh(out, out=out)
+        out *= 0.5
+        out += 0.5
+    elif name == "relu":
+        np.maximum(z, 0, out=out)
+    elif name == "hard_sigmoid":
+        np.divide(z, 6, out=out)
+        out += 0.5
+        np.clip(out, 0, 1, out=out)
+    elif out is not z:  # linear
+        np.copyto(out, z)
 
 
 @njit(cache=True)
@@ -74,18 +93,13 @@ def activation_derivative(code, y):
 # --------------------------------------------------------------------------
 
 
-def as_contiguous(dtype, *arrays):
-    """Every array C-contiguous in one dtype: one compiled variant per dtype."""
-    return [np.ascontiguousarray(array, dtype=dtype) for array in arrays]
-
-
 def check_shape(cell, name, array, wanted):
+    """Clear errors here, because the Numba kernels do not check their indices."""
     if np.shape(array) != wanted:
         raise ValueError(f"{cell}: {name} has shape {np.shape(array)}, expected {wanted}")
 
 
 def check_shapes(cell, gate_count, x, h0, kernel, recurrent_kernel):
-    """Clear errors here, because the Numba kernels do not check their indices."""
     if np.ndim(x) != 3:
         raise ValueError(
             f"{cell} expects x of shape (batch, time, features), got {np.shape(x)}; "
@@ -98,38 +112,69 @@ def check_shapes(cell, gate_count, x, h0, kernel, recurrent_kernel):
     check_shape(cell, "recurrent_kernel", recurrent_kernel, (units, gate_count * units))
 
 
-def project_inputs(x, kernel):
-    """x_t @ kernel for every step at once: (N, T, D) -> (N, T, G*U)."""
-    batch, steps, features = x.shape
-    return (x.reshape(batch * steps, features) @ kernel).reshape(batch, steps, -1)
+def check_sequences(cell, x, units, **sequences_and_widths):
+    """Each named (N, T, width) array matches x's batch and time."""
+    batch, steps, _ = x.shape
+    for name, (array, width) in sequences_and_widths.items():
+        check_shape(cell, name, array, (batch, steps, width * units))
 
 
-def previous_states(h_seq, h0):
-    """h_{t-1} for every t, (N, T, U): h0 followed by all but the last output."""
-    h_prev = np.empty_like(h_seq)
-    h_prev[:, 0] = h0
-    h_prev[:, 1:] = h_seq[:, :-1]
+def as_contiguous(dtype, *arrays):
+    """Every array C-contiguous in one dtype: one compiled variant per dtype."""
+    return [np.ascontiguousarray(array, dtype=dtype) for array in arrays]
+
+
+def time_major(sequence, dtype):
+    """(N, T, ...) -> contiguous (T, N, ...); free for our own forward outputs."""
+    return np.ascontiguousarray(sequence.transpose(1, 0, 2), dtype=dtype)
+
+
+def batch_major(sequence):
+    """(T, N, ...) -> an (N, T, ...) view, as the contract's shapes have it."""
+    return sequence.transpose(1, 0, 2)
+
+
+def project_inputs(x_time_major, kernel, bias):
+    """x_t @ kernel + bias for every step at once: (T, N, D) -> (T, N, G*U)."""
+    steps, batch, features = x_time_major.shape
+    projection = x_time_major.reshape(steps * batch, features) @ kernel
+    projection += bias
+    return projection.reshape(steps, batch, -1)
+
+
+def previous_states(h, h0):
+    """h_{t-1} for every t, time-major (T, N, U): h0 followed by all but the last."""
+    h_prev = np.empty_like(h)
+    h_prev[0] = h0
+    h_prev[1:] = h[:-1]
     return h_prev
 
 
 def weight_gradients(x, h_prev, grad_input_side, grad_recurrent_side, kernel):
-    """The sums over time, each as one matrix product over all N*T rows.
+    """The sums over time, each as one matrix product over all T*N rows.
 
-    Returns grad_x, grad_kernel, grad_recurrent_kernel and the two bias sums.
+    All sequences are time-major.  Returns grad_x (batch-major view),
+    grad_kernel, grad_recurrent_kernel and the two bias gradients.
     """
-    batch, steps, features = x.shape
-    rows = batch * steps
+    steps, batch, features = x.shape
+    rows = steps * batch
     grad_in = grad_input_side.reshape(rows, -1)
     grad_rec = grad_recurrent_side.reshape(rows, -1)
-    grad_x = (grad_in @ kernel.T).reshape(batch, steps, features)
+    grad_x = (grad_in @ kernel.T).reshape(steps, batch, features)
     grad_kernel = x.reshape(rows, features).T @ grad_in
     grad_recurrent_kernel = h_prev.reshape(rows, -1).T @ grad_rec
-    return grad_x, grad_kernel, grad_recurrent_kernel, grad_in.sum(axis=0), grad_rec.sum(axis=0)
+    return (
+        batch_major(grad_x),
+        grad_kernel,
+        grad_recurrent_kernel,
+        grad_in.sum(axis=0),
+        grad_rec.sum(axis=0),
+    )
 
 
-def state_before(t, h_seq, h0):
-    """The (N, U) state entering step t, as a view (no copy)."""
-    return h0 if t == 0 else h_seq[:, t - 1]
+def state_before(t, sequence, initial):
+    """The (N, U) state entering step t (time-major sequence), without a copy."""
+    return initial if t == 0 else sequence[t - 1]
 
 
 # --------------------------------------------------------------------------
@@ -137,54 +182,48 @@ def state_before(t, h_seq, h0):
 # --------------------------------------------------------------------------
 
 
-@njit(cache=True, parallel=True)
-def simple_rnn_step_forward(t, x_projection, h_projection, h_seq, act):
-    batch, units = h_projection.shape
-    for n in prange(batch):
+@njit(cache=True)
+def simple_rnn_step_backward(grad_h_seq, grad_h_from_later, h, grad_z, act):
+    """grad_z = (gradient reaching h_t) * act'(z_t), all (N, U) of step t."""
+    batch, units = h.shape
+    for n in range(batch):
         for j in range(units):
-            h_seq[n, t, j] = activate(act, x_projection[n, t, j] + h_projection[n, j])
-
-
-@njit(cache=True, parallel=True)
-def simple_rnn_step_backward(t, grad_h_seq, grad_h_from_later, h_seq, grad_z, act):
-    batch, units = grad_h_from_later.shape
-    for n in prange(batch):
-        for j in range(units):
-            grad_h = grad_h_seq[n, t, j] + grad_h_from_later[n, j]
-            grad_z[n, t, j] = grad_h * activation_derivative(act, h_seq[n, t, j])
+            grad_h = grad_h_seq[n, j] + grad_h_from_later[n, j]
+            grad_z[n, j] = grad_h * activation_derivative(act, h[n, j])
 
 
 def simple_rnn_forward(x, h0, kernel, recurrent_kernel, bias, activation):
-    act = activation_code(activation)
+    activation_code(activation)
     check_shapes("simple_rnn", 1, x, h0, kernel, recurrent_kernel)
     check_shape("simple_rnn", "bias", bias, (kernel.shape[1],))
-    x, h0, kernel, recurrent_kernel, bias = as_contiguous(
-        x.dtype, x, h0, kernel, recurrent_kernel, bias
-    )
-    batch, steps, _ = x.shape
-    units = recurrent_kernel.shape[0]
-    x_projection = project_inputs(x, kernel) + bias
-    h_projection = np.empty((batch, units), dtype=x.dtype)
-    h_seq = np.empty((batch, steps, units), dtype=x.dtype)
-    for t in range(steps):
-        np.matmul(state_before(t, h_seq, h0), recurrent_kernel, out=h_projection)
-        simple_rnn_step_forward(t, x_projection, h_projection, h_seq, act)
-    return h_seq
+    dtype = x.dtype
+    h0, kernel, recurrent_kernel, bias = as_contiguous(dtype, h0, kernel, recurrent_kernel, bias)
+    # The input projection is the first term of every step's sum: h is built on it.
+    h = project_inputs(time_major(x, dtype), kernel, bias)
+    h_projection = np.empty_like(h0)
+    for t in range(h.shape[0]):
+        np.matmul(state_before(t, h, h0), recurrent_kernel, out=h_projection)
+        h[t] += h_projection
+        apply_activation(activation, h[t], out=h[t])
+    return batch_major(h)
 
 
 def simple_rnn_backward(x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, activation):
     act = activation_code(activation)
     check_shapes("simple_rnn", 1, x, h0, kernel, recurrent_kernel)
-    x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq = as_contiguous(
-        x.dtype, x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq
-    )
-    grad_z = np.empty_like(h_seq)
+    units = recurrent_kernel.shape[0]
+    check_sequences("simple_rnn", x, units, h_seq=(h_seq, 1), grad_h_seq=(grad_h_seq, 1))
+    dtype = x.dtype
+    h0, kernel, recurrent_kernel = as_contiguous(dtype, h0, kernel, recurrent_kernel)
+    x, h, grad_h_seq = (time_major(a, dtype) for a in (x, h_seq, grad_h_seq))
+
+    grad_z = np.empty_like(h)
     grad_h_from_later = np.zeros_like(h0)
-    for t in reversed(range(x.shape[1])):
-        simple_rnn_step_backward(t, grad_h_seq, grad_h_from_later, h_seq, grad_z, act)
-        np.matmul(grad_z[:, t], recurrent_kernel.T, out=grad_h_from_later)
+    for t in reversed(range(h.shape[0])):
+        simple_rnn_step_backward(grad_h_seq[t], grad_h_from_later, h[t], grad_z[t], act)
+        np.matmul(grad_z[t], recurrent_kernel.T, out=grad_h_from_later)
     grad_x, grad_kernel, grad_recurrent_kernel, grad_bias, _ = weight_gradients(
-        x, previous_states(h_seq, h0), grad_z, grad_z, kernel
+        x, previous_states(h, h0), grad_z, grad_z, kernel
     )
     return grad_x, grad_h_from_later, grad_kernel, grad_recurrent_kernel, grad_bias
 
@@ -194,67 +233,74 @@ def simple_rnn_backward(x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, acti
 # --------------------------------------------------------------------------
 
 
-@njit(cache=True, parallel=True)
-def lstm_step_forward(t, x_projection, h_projection, c0, h_seq, c_seq, gates, act, rec_act):
-    batch, units = c0.shape
-    for n in prange(batch):
+@njit(cache=True)
+def lstm_cell_update(gates, c_prev, c):
+    """c_t = f * c_{t-1} + i * g, from the activated gates of step t."""
+    batch, units = c.shape
+    for n in range(batch):
         for j in range(units):
-            c_prev = c0[n, j] if t == 0 else c_seq[n, t - 1, j]
-            i = activate(rec_act, x_projection[n, t, j] + h_projection[n, j])
-            f = activate(rec_act, x_projection[n, t, units + j] + h_projection[n, units + j])
-            g = activate(act, x_projection[n, t, 2 * units + j] + h_projection[n, 2 * units + j])
-            o = activate(rec_act, x_projection[n, t, 3 * units + j] + h_projection[n, 3 * units + j])
-            c = f * c_prev + i * g
-            c_seq[n, t, j] = c
-            h_seq[n, t, j] = o * activate(act, c)
-            gates[n, t, j] = i
-            gates[n, t, units + j] = f
-            gates[n, t, 2 * units + j] = g
-            gates[n, t, 3 * units + j] = o
+            i = gates[n, j]
+            f = gates[n, units + j]
+            g = gates[n, 2 * units + j]
+            c[n, j] = f * c_prev[n, j] + i * g
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def lstm_step_backward(
-    t, grad_h_seq, grad_h_from_later, grad_c, c0, c_seq, gates, grad_z, act, rec_act
+    grad_h_seq, grad_h_from_later, grad_c, gates, act_c, c_prev, grad_z, act, rec_act
 ):
-    """grad_c holds the cell gradient from step t+1 and leaves with step t-1's."""
-    batch, units = c0.shape
-    for n in prange(batch):
+    """All (N, ...) arrays of step t.  grad_c enters with the cell gradient
+    from step t+1 and leaves with the one for step t-1."""
+    batch, units = grad_c.shape
+    for n in range(batch):
         for j in range(units):
-            i = gates[n, t, j]
-            f = gates[n, t, units + j]
-            g = gates[n, t, 2 * units + j]
-            o = gates[n, t, 3 * units + j]
-            c_prev = c0[n, j] if t == 0 else c_seq[n, t - 1, j]
-            act_c = activate(act, c_seq[n, t, j])
-            grad_h = grad_h_seq[n, t, j] + grad_h_from_later[n, j]
-            grad_cell = grad_c[n, j] + grad_h * o * activation_derivative(act, act_c)
-            grad_z[n, t, j] = grad_cell * g * activation_derivative(rec_act, i)
-            grad_z[n, t, units + j] = grad_cell * c_prev * activation_derivative(rec_act, f)
-            grad_z[n, t, 2 * units + j] = grad_cell * i * activation_derivative(act, g)
-            grad_z[n, t, 3 * units + j] = grad_h * act_c * activation_derivative(rec_act, o)
+            i = gates[n, j]
+            f = gates[n, units + j]
+            g = gates[n, 2 * units + j]
+            o = gates[n, 3 * units + j]
+            grad_h = grad_h_seq[n, j] + grad_h_from_later[n, j]
+            # h_t = o * act(c_t);  c_t = f * c_{t-1} + i * g
+            grad_cell = grad_c[n, j] + grad_h * o * activation_derivative(act, act_c[n, j])
+            grad_z[n, j] = grad_cell * g * activation_derivative(rec_act, i)
+            grad_z[n, units + j] = grad_cell * c_prev[n, j] * activation_derivative(rec_act, f)
+            grad_z[n, 2 * units + j] = grad_cell * i * activation_derivative(act, g)
+            grad_z[n, 3 * units + j] = grad_h * act_c[n, j] * activation_derivative(rec_act, o)
             grad_c[n, j] = grad_cell * f
 
 
+def activate_lstm_gates(z, units, activation, recurrent_activation):
+    """In place: i, f, o through the recurrent activation, the candidate through act."""
+    apply_activation(recurrent_activation, z[:, : 2 * units], out=z[:, : 2 * units])
+    apply_activation(activation, z[:, 2 * units : 3 * units], out=z[:, 2 * units : 3 * units])
+    apply_activation(recurrent_activation, z[:, 3 * units :], out=z[:, 3 * units :])
+
+
 def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, activation, recurrent_activation):
-    act = activation_code(activation)
-    rec_act = activation_code(recurrent_activation)
+    activation_code(activation)
+    activation_code(recurrent_activation)
     check_shapes("lstm", 4, x, h0, kernel, recurrent_kernel)
+    check_shape("lstm", "c0", c0, h0.shape)
     check_shape("lstm", "bias", bias, (kernel.shape[1],))
-    x, h0, c0, kernel, recurrent_kernel, bias = as_contiguous(
-        x.dtype, x, h0, c0, kernel, recurrent_kernel, bias
+    dtype = x.dtype
+    h0, c0, kernel, recurrent_kernel, bias = as_contiguous(
+        dtype, h0, c0, kernel, recurrent_kernel, bias
     )
-    batch, steps, _ = x.shape
     units = recurrent_kernel.shape[0]
-    x_projection = project_inputs(x, kernel) + bias
-    h_projection = np.empty((batch, 4 * units), dtype=x.dtype)
-    h_seq = np.empty((batch, steps, units), dtype=x.dtype)
-    c_seq = np.empty((batch, steps, units), dtype=x.dtype)
-    gates = np.empty((batch, steps, 4 * units), dtype=x.dtype)
+    # Each step's slot starts as its input projection and becomes its gates.
+    gates = project_inputs(time_major(x, dtype), kernel, bias)
+    steps, batch, _ = gates.shape
+    h = np.empty((steps, batch, units), dtype=dtype)
+    c = np.empty((steps, batch, units), dtype=dtype)
+    h_projection = np.empty((batch, 4 * units), dtype=dtype)
     for t in range(steps):
-        np.matmul(state_before(t, h_seq, h0), recurrent_kernel, out=h_projection)
-        lstm_step_forward(t, x_projection, h_projection, c0, h_seq, c_seq, gates, act, rec_act)
-    return h_seq, c_seq, gates
+        np.matmul(state_before(t, h, h0), recurrent_kernel, out=h_projection)
+        z = gates[t]
+        z += h_projection
+        activate_lstm_gates(z, units, activation, recurrent_activation)
+        lstm_cell_update(z, state_before(t, c, c0), c[t])
+        apply_activation(activation, c[t], out=h[t])
+        h[t] *= z[:, 3 * units :]  # h_t = o * act(c_t)
+    return batch_major(h), batch_major(c), batch_major(gates)
 
 
 def lstm_backward(
@@ -274,19 +320,33 @@ def lstm_backward(
     act = activation_code(activation)
     rec_act = activation_code(recurrent_activation)
     check_shapes("lstm", 4, x, h0, kernel, recurrent_kernel)
-    x, h0, c0, kernel, recurrent_kernel, h_seq, c_seq, gates, grad_h_seq = as_contiguous(
-        x.dtype, x, h0, c0, kernel, recurrent_kernel, h_seq, c_seq, gates, grad_h_seq
+    units = recurrent_kernel.shape[0]
+    check_shape("lstm", "c0", c0, h0.shape)
+    check_shape("lstm", "grad_c_last", grad_c_last, h0.shape)
+    check_sequences(
+        "lstm", x, units,
+        h_seq=(h_seq, 1), c_seq=(c_seq, 1), gates=(gates, 4), grad_h_seq=(grad_h_seq, 1),
     )
-    grad_c = np.array(grad_c_last, dtype=x.dtype)  # a private copy, updated in place
+    dtype = x.dtype
+    h0, c0, kernel, recurrent_kernel = as_contiguous(dtype, h0, c0, kernel, recurrent_kernel)
+    x, h, c, gates, grad_h_seq = (
+        time_major(a, dtype) for a in (x, h_seq, c_seq, gates, grad_h_seq)
+    )
+    # act(c_t) for every step in one vectorized pass, outside the time loop.
+    act_c = np.empty_like(c)
+    apply_activation(activation, c, out=act_c)
+
+    grad_c = np.array(grad_c_last, dtype=dtype, order="C")  # a private copy, updated in place
     grad_z = np.empty_like(gates)
     grad_h_from_later = np.zeros_like(h0)
-    for t in reversed(range(x.shape[1])):
+    for t in reversed(range(gates.shape[0])):
         lstm_step_backward(
-            t, grad_h_seq, grad_h_from_later, grad_c, c0, c_seq, gates, grad_z, act, rec_act
+            grad_h_seq[t], grad_h_from_later, grad_c, gates[t], act_c[t],
+            state_before(t, c, c0), grad_z[t], act, rec_act,
         )
-        np.matmul(grad_z[:, t], recurrent_kernel.T, out=grad_h_from_later)
+        np.matmul(grad_z[t], recurrent_kernel.T, out=grad_h_from_later)
     grad_x, grad_kernel, grad_recurrent_kernel, grad_bias, _ = weight_gradients(
-        x, previous_states(h_seq, h0), grad_z, grad_z, kernel
+        x, previous_states(h, h0), grad_z, grad_z, kernel
     )
     return grad_x, grad_h_from_later, grad_c, grad_kernel, grad_recurrent_kernel, grad_bias
 
@@ -296,80 +356,94 @@ def lstm_backward(
 # --------------------------------------------------------------------------
 
 
-@njit(cache=True, parallel=True)
-def gru_step_forward(t, x_projection, h_projection, recurrent_bias, h0, h_seq, gates, act, rec_act):
-    batch, units = h0.shape
-    for n in prange(batch):
+@njit(cache=True)
+def gru_gate_inputs(x_projection, h_projection, recurrent_bias, gates):
+    """Pre-activations of z and r, and hz_h (the recurrent candidate part)."""
+    batch, three_units = h_projection.shape
+    units = three_units // 3
+    for n in range(batch):
+        for j in range(2 * units):  # z and r side by side
+            gates[n, j] = x_projection[n, j] + h_projection[n, j] + recurrent_bias[j]
+        for j in range(2 * units, 3 * units):
+            gates[n, units + j] = h_projection[n, j] + recurrent_bias[j]
+
+
+@njit(cache=True)
+def gru_candidate_input(x_projection, gates):
+    """Pre-activation of the candidate: xz_h + r * hz_h (reset after the product)."""
+    batch, four_units = gates.shape
+    units = four_units // 4
+    for n in range(batch):
         for j in range(units):
-            h_prev = h0[n, j] if t == 0 else h_seq[n, t - 1, j]
-            z = activate(
-                rec_act, x_projection[n, t, j] + h_projection[n, j] + recurrent_bias[j]
-            )
-            r = activate(
-                rec_act,
-                x_projection[n, t, units + j]
-                + h_projection[n, units + j]
-                + recurrent_bias[units + j],
-            )
-            hz_h = h_projection[n, 2 * units + j] + recurrent_bias[2 * units + j]
-            hh = activate(act, x_projection[n, t, 2 * units + j] + r * hz_h)
-            h_seq[n, t, j] = z * h_prev + (1.0 - z) * hh
-            gates[n, t, j] = z
-            gates[n, t, units + j] = r
-            gates[n, t, 2 * units + j] = hh
-            gates[n, t, 3 * units + j] = hz_h
+            r = gates[n, units + j]
+            hz_h = gates[n, 3 * units + j]
+            gates[n, 2 * units + j] = x_projection[n, 2 * units + j] + r * hz_h
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
+def gru_state_update(gates, h_prev, h):
+    """h_t = z * h_{t-1} + (1 - z) * hh."""
+    batch, units = h.shape
+    for n in range(batch):
+        for j in range(units):
+            z = gates[n, j]
+            hh = gates[n, 2 * units + j]
+            h[n, j] = z * h_prev[n, j] + (1.0 - z) * hh
+
+
+@njit(cache=True)
 def gru_step_backward(
-    t, grad_h_seq, grad_h_from_later, grad_h_direct, h0, h_seq, gates, grad_xz, grad_hz, act, rec_act
+    grad_h_seq, grad_h_from_later, grad_h_direct, gates, h_prev, grad_xz, grad_hz, act, rec_act
 ):
-    """h_{t-1} reaches h_t twice: through hz (grad_h_from_later, a matrix
-    product done outside) and directly through z * h_{t-1} (grad_h_direct,
-    which enters with step t+1's share and leaves with step t's)."""
-    batch, units = h0.shape
-    for n in prange(batch):
+    """All (N, ...) arrays of step t.  h_{t-1} reaches h_t twice: through hz
+    (grad_h_from_later, a matrix product done outside) and directly through
+    z * h_{t-1} (grad_h_direct, which enters with step t+1's share and leaves
+    with step t's)."""
+    batch, units = h_prev.shape
+    for n in range(batch):
         for j in range(units):
-            z = gates[n, t, j]
-            r = gates[n, t, units + j]
-            hh = gates[n, t, 2 * units + j]
-            hz_h = gates[n, t, 3 * units + j]
-            h_prev = h0[n, j] if t == 0 else h_seq[n, t - 1, j]
-            grad_h = grad_h_seq[n, t, j] + grad_h_from_later[n, j] + grad_h_direct[n, j]
+            z = gates[n, j]
+            r = gates[n, units + j]
+            hh = gates[n, 2 * units + j]
+            hz_h = gates[n, 3 * units + j]
+            grad_h = grad_h_seq[n, j] + grad_h_from_later[n, j] + grad_h_direct[n, j]
             grad_candidate = grad_h * (1.0 - z) * activation_derivative(act, hh)
-            grad_z_pre = grad_h * (h_prev - hh) * activation_derivative(rec_act, z)
+            grad_z_pre = grad_h * (h_prev[n, j] - hh) * activation_derivative(rec_act, z)
             grad_r_pre = grad_candidate * hz_h * activation_derivative(rec_act, r)
-            grad_xz[n, t, j] = grad_z_pre
-            grad_xz[n, t, units + j] = grad_r_pre
-            grad_xz[n, t, 2 * units + j] = grad_candidate
-            grad_hz[n, t, j] = grad_z_pre
-            grad_hz[n, t, units + j] = grad_r_pre
-            grad_hz[n, t, 2 * units + j] = grad_candidate * r
+            grad_xz[n, j] = grad_z_pre
+            grad_xz[n, units + j] = grad_r_pre
+            grad_xz[n, 2 * units + j] = grad_candidate
+            grad_hz[n, j] = grad_z_pre
+            grad_hz[n, units + j] = grad_r_pre
+            grad_hz[n, 2 * units + j] = grad_candidate * r
             grad_h_direct[n, j] = grad_h * z
 
 
 def gru_forward(x, h0, kernel, recurrent_kernel, bias, activation, recurrent_activation):
-    act = activation_code(activation)
-    rec_act = activation_code(recurrent_activation)
+    activation_code(activation)
+    activation_code(recurrent_activation)
     check_shapes("gru", 3, x, h0, kernel, recurrent_kernel)
     # Keras reset_after=True: one bias row for each of the two projections.
     check_shape("gru", "bias", bias, (2, kernel.shape[1]))
-    x, h0, kernel, recurrent_kernel, bias = as_contiguous(
-        x.dtype, x, h0, kernel, recurrent_kernel, bias
-    )
-    batch, steps, _ = x.shape
+    dtype = x.dtype
+    h0, kernel, recurrent_kernel, bias = as_contiguous(dtype, h0, kernel, recurrent_kernel, bias)
     units = recurrent_kernel.shape[0]
-    x_projection = project_inputs(x, kernel) + bias[0]
-    recurrent_bias = bias[1]
-    h_projection = np.empty((batch, 3 * units), dtype=x.dtype)
-    h_seq = np.empty((batch, steps, units), dtype=x.dtype)
-    gates = np.empty((batch, steps, 4 * units), dtype=x.dtype)
+    x_projection = project_inputs(time_major(x, dtype), kernel, bias[0])
+    steps, batch, _ = x_projection.shape
+    h = np.empty((steps, batch, units), dtype=dtype)
+    gates = np.empty((steps, batch, 4 * units), dtype=dtype)
+    h_projection = np.empty((batch, 3 * units), dtype=dtype)
     for t in range(steps):
-        np.matmul(state_before(t, h_seq, h0), recurrent_kernel, out=h_projection)
-        gru_step_forward(
-            t, x_projection, h_projection, recurrent_bias, h0, h_seq, gates, act, rec_act
-        )
-    return h_seq, gates
+        h_prev = state_before(t, h, h0)
+        np.matmul(h_prev, recurrent_kernel, out=h_projection)
+        gru_gate_inputs(x_projection[t], h_projection, bias[1], gates[t])
+        z_and_r = gates[t][:, : 2 * units]
+        apply_activation(recurrent_activation, z_and_r, out=z_and_r)
+        gru_candidate_input(x_projection[t], gates[t])
+        candidate = gates[t][:, 2 * units : 3 * units]
+        apply_activation(activation, candidate, out=candidate)
+        gru_state_update(gates[t], h_prev, h[t])
+    return batch_major(h), batch_major(gates)
 
 
 def gru_backward(
@@ -378,32 +452,27 @@ def gru_backward(
     act = activation_code(activation)
     rec_act = activation_code(recurrent_activation)
     check_shapes("gru", 3, x, h0, kernel, recurrent_kernel)
-    x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq = as_contiguous(
-        x.dtype, x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq
-    )
-    batch, steps, _ = x.shape
     units = recurrent_kernel.shape[0]
-    grad_xz = np.empty((batch, steps, 3 * units), dtype=x.dtype)
-    grad_hz = np.empty((batch, steps, 3 * units), dtype=x.dtype)
+    check_sequences(
+        "gru", x, units, h_seq=(h_seq, 1), gates=(gates, 4), grad_h_seq=(grad_h_seq, 1)
+    )
+    dtype = x.dtype
+    h0, kernel, recurrent_kernel = as_contiguous(dtype, h0, kernel, recurrent_kernel)
+    x, h, gates, grad_h_seq = (time_major(a, dtype) for a in (x, h_seq, gates, grad_h_seq))
+
+    steps, batch, _ = h.shape
+    grad_xz = np.empty((steps, batch, 3 * units), dtype=dtype)
+    grad_hz = np.empty((steps, batch, 3 * units), dtype=dtype)
     grad_h_from_later = np.zeros_like(h0)
     grad_h_direct = np.zeros_like(h0)
     for t in reversed(range(steps)):
         gru_step_backward(
-            t,
-            grad_h_seq,
-            grad_h_from_later,
-            grad_h_direct,
-            h0,
-            h_seq,
-            gates,
-            grad_xz,
-            grad_hz,
-            act,
-            rec_act,
+            grad_h_seq[t], grad_h_from_later, grad_h_direct, gates[t], state_before(t, h, h0),
+            grad_xz[t], grad_hz[t], act, rec_act,
         )
-        np.matmul(grad_hz[:, t], recurrent_kernel.T, out=grad_h_from_later)
+        np.matmul(grad_hz[t], recurrent_kernel.T, out=grad_h_from_later)
     grad_x, grad_kernel, grad_recurrent_kernel, grad_input_bias, grad_recurrent_bias = (
-        weight_gradients(x, previous_states(h_seq, h0), grad_xz, grad_hz, kernel)
+        weight_gradients(x, previous_states(h, h0), grad_xz, grad_hz, kernel)
     )
     grad_h0 = grad_h_from_later + grad_h_direct
     grad_bias = np.stack([grad_input_bias, grad_recurrent_bias])

@@ -125,7 +125,18 @@ def scalar_loss(cell, problem, forward_outputs):
 # --------------------------------------------------------------------------
 
 
-def assert_matches_reference(candidate, reference, cell, problem, activation, recurrent_activation):
+def as_time_major_views(outputs):
+    """Same values, laid out as (T, N, ...) memory seen through (N, T, ...) views,
+    the layout in which the Numba forward returns its sequences."""
+    return {
+        name: np.ascontiguousarray(value.transpose(1, 0, 2)).transpose(1, 0, 2)
+        for name, value in outputs.items()
+    }
+
+
+def assert_matches_reference(
+    candidate, reference, cell, problem, activation, recurrent_activation, views=False
+):
     dtype = problem["x"].dtype
     ref = reference_set(reference)
     expected = run_forward(ref, cell, problem, activation, recurrent_activation)
@@ -137,7 +148,8 @@ def assert_matches_reference(candidate, reference, cell, problem, activation, re
     # Both backward passes get the same (reference) forward outputs, so a
     # forward difference cannot hide or masquerade as a backward one.
     expected_grads = run_backward(ref, cell, problem, expected, activation, recurrent_activation)
-    actual_grads = run_backward(candidate, cell, problem, expected, activation, recurrent_activation)
+    given = as_time_major_views(expected) if views else expected
+    actual_grads = run_backward(candidate, cell, problem, given, activation, recurrent_activation)
     for name in INPUT_NAMES[cell]:
         assert actual_grads[name].dtype == dtype, f"{cell} grad {name} dtype"
         assert_close(actual_grads[name], expected_grads[name], dtype, f"{cell} grad {name}")
@@ -152,13 +164,16 @@ def assert_matches_reference(candidate, reference, cell, problem, activation, re
     recurrent_activation=st.sampled_from(RECURRENT_ACTIVATIONS),
     dtype=st.sampled_from([np.float32, np.float64]),
     seed=st.integers(0, 2**32 - 1),
+    views=st.booleans(),
 )
 @fixture_settings
 def test_kernels_match_reference(
-    candidate, reference, cell, shape, activation, recurrent_activation, dtype, seed
+    candidate, reference, cell, shape, activation, recurrent_activation, dtype, seed, views
 ):
     problem = make_problem(cell, *shape, dtype, seed)
-    assert_matches_reference(candidate, reference, cell, problem, activation, recurrent_activation)
+    assert_matches_reference(
+        candidate, reference, cell, problem, activation, recurrent_activation, views
+    )
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -1,0 +1,128 @@
+"""Probe: one LSTM layer's forward + backward, Numba kernels against PyTorch.
+
+Times `lstm_forward` + `lstm_backward` of the Numba set (kernels/cpu/rnn.py)
+and `torch.nn.LSTM` forward + backward on the same float32 problem, batch 128,
+28 steps of 28 features (MNIST rows as a sequence), for 128 and 512 units.
+The two are timed alternately in one process, so that load from elsewhere on
+the machine hits both alike; the ratio of the minimum times is the figure to
+quote, the medians show how noisy the run was.
+
+    python benchmarks/kernel_probe_rnn.py [--units 128 512] [--repeats 10] [--threads 2]
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+
+
+def parse_arguments():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--units", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=28)
+    parser.add_argument("--features", type=int, default=28)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    return parser.parse_args()
+
+
+def limit_threads(count):
+    """Same thread budget for everyone; must run before NumPy/Numba/torch start."""
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, str(count))
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(count))
+
+
+def make_lstm_problem(batch, steps, features, units, seed=0):
+    rng = np.random.default_rng(seed)
+
+    def normal(*shape, scale):
+        return (scale * rng.standard_normal(shape)).astype(np.float32)
+
+    return {
+        "x": normal(batch, steps, features, scale=1.0),
+        "h0": np.zeros((batch, units), np.float32),
+        "c0": np.zeros((batch, units), np.float32),
+        "kernel": normal(features, 4 * units, scale=features**-0.5),
+        "recurrent_kernel": normal(units, 4 * units, scale=units**-0.5),
+        "bias": np.zeros(4 * units, np.float32),
+        "grad_h_seq": normal(batch, steps, units, scale=1.0),
+        "grad_c_last": np.zeros((batch, units), np.float32),
+    }
+
+
+def numba_step(p):
+    """A closure running our forward + backward once."""
+    from deepbreadth.kernels.cpu import rnn
+
+    def run():
+        h_seq, c_seq, gates = rnn.lstm_forward(
+            p["x"], p["h0"], p["c0"], p["kernel"], p["recurrent_kernel"], p["bias"],
+            "tanh", "sigmoid",
+        )
+        rnn.lstm_backward(
+            p["x"], p["h0"], p["c0"], p["kernel"], p["recurrent_kernel"],
+            h_seq, c_seq, gates, p["grad_h_seq"], p["grad_c_last"], "tanh", "sigmoid",
+        )
+
+    return run
+
+
+def torch_step(p, torch):
+    features, units = p["x"].shape[2], p["h0"].shape[1]
+    lstm = torch.nn.LSTM(features, units, batch_first=True)
+    x = torch.from_numpy(p["x"]).requires_grad_(True)  # a layer in a stack needs grad_x
+    grad_h_seq = torch.from_numpy(p["grad_h_seq"])
+
+    def run():
+        lstm.zero_grad(set_to_none=True)
+        x.grad = None
+        h_seq, _ = lstm(x)
+        h_seq.backward(grad_h_seq)
+
+    return run
+
+
+def time_alternately(runs, repeats):
+    """Seconds per call for each named closure, calls interleaved."""
+    for run in runs.values():
+        run()  # warm-up: Numba compiles (or loads its cache), torch allocates
+    seconds = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def main():
+    arguments = parse_arguments()
+    limit_threads(arguments.threads)
+    import numba
+    import torch
+
+    torch.set_num_threads(arguments.threads)
+    print(
+        f"threads {arguments.threads}; numba {numba.__version__}, "
+        f"torch {torch.__version__}, numpy {np.__version__}"
+    )
+    for units in arguments.units:
+        problem = make_lstm_problem(arguments.batch, arguments.steps, arguments.features, units)
+        seconds = time_alternately(
+            {"numba": numba_step(problem), "torch": torch_step(problem, torch)},
+            arguments.repeats,
+        )
+        best = {name: min(values) for name, values in seconds.items()}
+        median = {name: float(np.median(values)) for name, values in seconds.items()}
+        print(
+            f"LSTM({units}) x ({arguments.batch}, {arguments.steps}, {arguments.features}) "
+            f"fwd+bwd  numba {best['numba'] * 1e3:7.1f} ms (median {median['numba'] * 1e3:7.1f})"
+            f"  torch {best['torch'] * 1e3:7.1f} ms (median {median['torch'] * 1e3:7.1f})"
+            f"  numba/torch {best['numba'] / best['torch']:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
