@@ -12,9 +12,16 @@ Two ways of comparing:
 - 'random': directional derivatives along random directions, for a random
   weighting of the outputs, against the analytic gradient dotted with the
   same direction (large tensors, where the full Jacobian costs too much).
+
+On the GPU: when an input is a CuPy array or tensor, or the backend is 'cupy',
+the float64 copies that are differentiated and perturbed live on the GPU
+(`_prepare_inputs`). Directions, one-hot seeds and weightings are made on the
+host and moved there by `_on_device_of`; outputs and gradients come back with
+`.numpy()`, and every comparison is made on the host.
 """
 import numpy as np
 
+from . import backend
 from .autograd import Tensor, enable_grad, grad, no_grad
 
 
@@ -22,22 +29,42 @@ class GradcheckError(AssertionError):
     """An analytic gradient that disagrees with the finite-difference estimate."""
 
 
+def _device_for(inputs):
+    """'cuda' if an input is on the GPU, else the current backend's device."""
+    for value in inputs:
+        if backend.is_gpu_array(value.data if isinstance(value, Tensor) else value):
+            return "cuda"
+    return backend.default_device()
+
+
 def _prepare_inputs(inputs):
-    """float64 copies of the floating inputs, each requiring grad; others as they are."""
+    """float64 copies of the floating inputs, each requiring grad; others as they are.
+
+    Array inputs (Tensors, NumPy or CuPy arrays, numbers, lists) are copied to
+    one device, the GPU if any input is there or the backend is 'cupy'.
+    """
+    device = _device_for(inputs)
     prepared = []
     for value in inputs:
         if isinstance(value, Tensor):
             array, name = value.numpy(), value.name
+        elif backend.is_gpu_array(value):
+            array, name = backend.to_device(value, "cpu"), None
         elif isinstance(value, (np.ndarray, np.generic, float, int, list)):
             array, name = np.asarray(value), None
         else:
             prepared.append(value)  # options such as None or strings pass through
             continue
-        if array.dtype.kind == "f":
-            prepared.append(Tensor(array, dtype=np.float64, requires_grad=True, name=name))
-        else:
-            prepared.append(Tensor(array, name=name))
+        floating = array.dtype.kind == "f"
+        prepared.append(Tensor(backend.to_device(array, device), requires_grad=floating,
+                               dtype=np.float64 if floating else None, name=name))
     return prepared
+
+
+def _on_device_of(tensor, array):
+    """A host (NumPy) array as a float64 Tensor on `tensor`'s device: how the values
+    gradcheck makes itself (directions, one-hot seeds, weightings) reach the device."""
+    return Tensor._wrap(backend.to_device(np.asarray(array, dtype=np.float64), tensor.device))
 
 
 def _outputs_as_tuple(outputs):
@@ -59,8 +86,12 @@ def _flat_outputs(fn, inputs):
 
 
 def _moved(fn, inputs, tensor, direction, eps):
-    """(f(x + eps d) - f(x - eps d)) / (2 eps) for every output element."""
+    """(f(x + eps d) - f(x - eps d)) / (2 eps) for every output element.
+
+    `direction` is a host array; the outputs come back to the host.
+    """
     original = tensor.data
+    direction = _on_device_of(tensor, direction).data
     try:
         tensor.data = original + eps * direction
         plus = _flat_outputs(fn, inputs)
@@ -144,10 +175,10 @@ def _analytic_jacobians(fn, inputs, differentiable):
     for output in outputs:
         for position in np.ndindex(*output.shape):
             if output.requires_grad:
-                one_hot = np.zeros(output.shape, dtype=output.dtype)
+                one_hot = np.zeros(output.shape)
                 one_hot[position] = 1
-                grads = grad(output, tensors, grad_outputs=Tensor(one_hot, dtype=output.dtype),
-                             retain_graph=True)
+                seed = _on_device_of(output, one_hot).astype(output.dtype)
+                grads = grad(output, tensors, grad_outputs=seed, retain_graph=True)
                 for jacobian, g in zip(jacobians, grads):
                     if g is not None:
                         jacobian[row] = g.numpy().astype(np.float64).ravel()
@@ -190,7 +221,7 @@ def _check_jacobians(fn, inputs, differentiable, eps, atol, rtol):
 def _weighted_sum(outputs, weights):
     total = None
     for output, weight in zip(outputs, weights):
-        term = (output * Tensor(weight, dtype=np.float64)).sum()
+        term = (output * _on_device_of(output, weight)).sum()
         total = term if total is None else total + term
     return total
 
@@ -273,7 +304,7 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, mode="auto", seed=
             else:
                 grads = grad(scalar, wanted, create_graph=True)
         # An input that does not affect the output has a zero gradient.
-        return tuple(g if g is not None else Tensor(np.zeros(t.shape), dtype=np.float64)
+        return tuple(g if g is not None else _on_device_of(t, np.zeros(t.shape))
                      for g, t in zip(grads, wanted))
 
     return gradcheck(first_gradients, inputs, eps=eps, atol=atol, rtol=rtol, mode=mode,
