@@ -303,7 +303,11 @@ class RemovableHandle:
 
 
 def as_tensor(value, like=None):
-    """A Tensor for `value`; Python numbers take the dtype of `like` if given."""
+    """A Tensor for `value`; Python numbers take the dtype of `like` if given.
+
+    Values that are not Tensors are data: they go to the device of `like`, so
+    `gpu_tensor * numpy_array` works. A Tensor is returned as it is.
+    """
     if isinstance(value, Tensor):
         return value
     if like is not None and isinstance(value, (int, float, bool)):
@@ -311,9 +315,10 @@ def as_tensor(value, like=None):
         dtype = like_dtype if like_dtype.kind in "fc" or isinstance(value, int) else backend.floatx()
         xp = np if type(like.data) is np.ndarray else backend.array_module(like.data)
         return Tensor._wrap(xp.asarray(value, dtype=dtype))
-    if backend.is_gpu_array(value):
-        return Tensor._wrap(value)
-    return Tensor(value)
+    tensor = Tensor._wrap(value) if backend.is_gpu_array(value) else Tensor(value)
+    if like is not None and tensor.device != like.device:
+        tensor.data = backend.to_device(tensor.data, like.device)
+    return tensor
 
 
 # ----------------------------------------------------------------------------
@@ -583,7 +588,9 @@ def _gradient_for(tensor, grad):
     mixed-dtype op made wider is cast back, so `.grad` has its tensor's dtype.
     """
     if not isinstance(grad, Tensor):
-        grad = Tensor._wrap(backend.array_module(grad).asarray(grad))
+        # A NumPy array from a custom backward goes to the device of its tensor.
+        array = grad if backend.is_gpu_array(grad) else np.asarray(grad)
+        grad = Tensor._wrap(backend.to_device(array, tensor.device))
     if grad.shape != tensor.shape:
         grad = grad.sum_to_shape(tensor.shape)
     if grad.data.dtype != tensor.data.dtype:
@@ -611,7 +618,14 @@ def _starting_gradient(tensor, grad):
             )
         return Tensor._wrap(backend.array_module(tensor.data).ones(tensor.shape, tensor.dtype))
     if not isinstance(grad, Tensor):
-        grad = Tensor(grad, dtype=tensor.dtype)
+        # An array or a number (NumPy, as users pass it) goes to the tensor's device.
+        array = grad if backend.is_gpu_array(grad) else np.asarray(grad)
+        grad = Tensor(backend.to_device(array, tensor.device), dtype=tensor.dtype)
+    elif grad.device != tensor.device:
+        raise BackendError(
+            f"backward: grad is a Tensor on {grad.device} but the tensor is on "
+            f"{tensor.device}; move it with .to('{tensor.device}')"
+        )
     if grad.shape != tensor.shape:
         raise ShapeError(f"backward: grad has shape {grad.shape} but the tensor has shape {tensor.shape}")
     return grad

@@ -23,7 +23,7 @@ import sys
 import numpy as np
 
 from . import backend, schedules
-from .autograd import Tensor
+from .autograd import BackendError, Tensor
 from .schedules import LearningRateSchedule
 
 # `from deepbreadth.optimizers.schedules import CosineDecay` works as in Keras.
@@ -222,15 +222,21 @@ class Optimizer:
 
 
 def _as_array(grad, weight):
-    """The gradient as an array in the weight's dtype, checked against the weight."""
-    array = grad.data if isinstance(grad, Tensor) else grad
-    if not backend.is_gpu_array(array):
-        array = np.asarray(array)
-    if backend.device_of(array) != weight.device:
-        raise ValueError(
-            f"a gradient on {backend.device_of(array)} was given for a weight on {weight.device}; "
-            "move it with .to() first"
-        )
+    """The gradient as an array in the weight's dtype, checked against the weight.
+
+    A plain array (NumPy, or CuPy) is data and goes to the weight's device, as a
+    layer's input does; a Tensor on another device than its weight is an error.
+    """
+    if isinstance(grad, Tensor):
+        array = grad.data
+        if grad.device != weight.device:
+            raise BackendError(
+                f"a gradient on {grad.device} was given for a weight on {weight.device}; "
+                "move it with .to() first"
+            )
+    else:
+        array = grad if backend.is_gpu_array(grad) else np.asarray(grad)
+        array = backend.to_device(array, weight.device)
     if array.shape != weight.shape:
         raise ValueError(
             f"a gradient of shape {array.shape} was given for a weight of shape {weight.shape}"

@@ -45,7 +45,9 @@ def softmax_cross_entropy(logits, labels):
     (NumPy array or Tensor) -> loss (...). Any leading shape works, so
     sequence outputs (batch, time, K) with labels (batch, time) need no reshape.
     """
-    labels_shape = tuple(np.shape(labels.data if isinstance(labels, Tensor) else labels))
+    values = labels.data if isinstance(labels, Tensor) else labels
+    # The array's own .shape: np.shape(cupy_array) would be handed over to CuPy.
+    labels_shape = tuple(values.shape) if hasattr(values, "shape") else np.shape(values)
     if labels_shape != logits.shape[:-1]:
         raise ValueError(
             f"softmax_cross_entropy: labels of shape {labels_shape} do not match "
@@ -96,7 +98,7 @@ def check_sparse_labels(labels, num_classes, on_device_of=None):
 
 
 def _whole_float_labels_as_int(labels, xp):
-    not_whole = ~xp.isfinite(labels) | (labels != xp.round(labels))
+    not_whole = ~xp.isfinite(labels) | (labels != xp.rint(labels))
     if bool(not_whole.any()):
         position, value = _first_flagged(labels, not_whole)
         raise ValueError(

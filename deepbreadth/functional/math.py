@@ -345,7 +345,9 @@ def where(condition, a, b):
     if isinstance(condition, Tensor):
         condition = condition.data
     elif not backend.is_gpu_array(condition):
-        condition = np.asarray(condition)  # a list or a NumPy array of booleans
+        # A list or a NumPy array of booleans goes to the device of the tensor operands.
+        device = next((t.device for t in (a, b) if isinstance(t, Tensor)), "cpu")
+        condition = backend.to_device(np.asarray(condition), device)
     return Where.apply(Tensor._wrap(condition), a, b)
 
 

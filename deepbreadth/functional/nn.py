@@ -159,5 +159,8 @@ def embedding(table, ids):
     if not backend.is_gpu_array(ids):
         ids = np.asarray(ids)
     check_ids(ids, table.shape[0])
+    # Ids given as NumPy (as Keras users pass them) go to the table's device.
+    table_array = table.data if isinstance(table, Tensor) else table
+    ids = backend.to_device(ids, backend.device_of(table_array))
     xp = backend.array_module(ids)
     return Embedding.apply(table, ids=xp.asarray(ids, dtype=np.int64))

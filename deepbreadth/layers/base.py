@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 from .. import backend
-from ..autograd import RemovableHandle, Tensor, no_grad
+from ..autograd import BackendError, RemovableHandle, Tensor, no_grad
 from .. import initializers
 
 _layer_name_counts = {}
@@ -262,15 +262,39 @@ class Layer:
             cls._call_arguments_cache = cache
         return argument in cache
 
+    def _device_of_weights(self):
+        """The device of this layer's weights (or its sublayers'); None while it has none."""
+        if self._weights:
+            return self._weights[0][0].device
+        for layer in self._sublayers():
+            device = layer._device_of_weights()
+            if device is not None:
+                return device
+        return None
+
     def _as_input_tensor(self, value):
-        """Inputs become Tensors; floating ones take this layer's dtype (Keras autocast)."""
+        """Inputs become Tensors; floating ones take this layer's dtype (Keras autocast).
+
+        Arrays (NumPy, as Keras users pass them, or CuPy) are copied to the device
+        of the layer's weights, or to the backend's default device while the layer
+        has no weights. A Tensor is never moved behind the user's back: one on
+        another device than the weights raises BackendError.
+        """
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        device = self._device_of_weights()
         if isinstance(value, Tensor):
+            if device is not None and value.device != device:
+                raise BackendError(
+                    f"layer '{self.name}' has its weights on {device} but got a Tensor on "
+                    f"{value.device}; move it first with .to('{device}') (NumPy arrays are "
+                    f"moved for you), or move the layer or model with .to('{value.device}')"
+                )
             if value.dtype.kind == "f" and value.dtype != self.dtype:
                 return value.astype(self.dtype)
             return value
-        if value is None or isinstance(value, (bool, str)):
-            return value
-        array = np.asarray(value) if not backend.is_gpu_array(value) else value
+        array = value if backend.is_gpu_array(value) else np.asarray(value)
+        array = backend.to_device(array, device or backend.default_device())
         dtype = self.dtype if array.dtype.kind == "f" else None
         return Tensor(array, dtype=dtype)
 
@@ -294,10 +318,12 @@ class Layer:
 
     def _call_symbolic(self, inputs, args, kwargs):
         """Record the call and infer output shapes by a dry run on a batch of one."""
+        device = self._device_of_weights() or backend.default_device()
+
         def placeholder(value):
             if isinstance(value, SymbolicTensor):
                 shape = tuple(1 if n is None else n for n in value.shape)
-                return Tensor(np.zeros(shape, dtype=value.dtype))
+                return Tensor(backend.to_device(np.zeros(shape, dtype=value.dtype), device))
             return value
 
         concrete = map_structure(placeholder, (inputs, args, kwargs))
