@@ -7,13 +7,18 @@ The two are timed alternately in one process, so that load from elsewhere on
 the machine hits both alike; the ratio of the minimum times is the figure to
 quote, the medians show how noisy the run was.
 
+On a machine shared with other jobs, wall time mostly measures the others;
+`--threads 1 --cpu-time` then compares the CPU time each side really used.
+
     python benchmarks/kernel_probe_rnn.py [--units 128 512] [--repeats 10] [--threads 2]
+                                          [--cpu-time]
 """
 import argparse
 import os
 import time
 
-import numpy as np
+# NumPy, Numba and torch are imported only after limit_threads(): OpenBLAS and
+# OpenMP read their thread counts once, when they are loaded.
 
 
 def parse_arguments():
@@ -24,17 +29,25 @@ def parse_arguments():
     parser.add_argument("--features", type=int, default=28)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time with the process CPU clock (meaningful with --threads 1)",
+    )
     return parser.parse_args()
 
 
 def limit_threads(count):
     """Same thread budget for everyone; must run before NumPy/Numba/torch start."""
-    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(variable, str(count))
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(count))
+    for variable in (
+        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"
+    ):
+        os.environ[variable] = str(count)
 
 
 def make_lstm_problem(batch, steps, features, units, seed=0):
+    import numpy as np
+
     rng = np.random.default_rng(seed)
 
     def normal(*shape, scale):
@@ -84,16 +97,16 @@ def torch_step(p, torch):
     return run
 
 
-def time_alternately(runs, repeats):
+def time_alternately(runs, repeats, clock):
     """Seconds per call for each named closure, calls interleaved."""
     for run in runs.values():
         run()  # warm-up: Numba compiles (or loads its cache), torch allocates
     seconds = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
-            start = time.perf_counter()
+            start = clock()
             run()
-            seconds[name].append(time.perf_counter() - start)
+            seconds[name].append(clock() - start)
     return seconds
 
 
@@ -101,11 +114,14 @@ def main():
     arguments = parse_arguments()
     limit_threads(arguments.threads)
     import numba
+    import numpy as np
     import torch
 
     torch.set_num_threads(arguments.threads)
+    clock = time.process_time if arguments.cpu_time else time.perf_counter
     print(
-        f"threads {arguments.threads}; numba {numba.__version__}, "
+        f"threads {arguments.threads}, {'CPU' if arguments.cpu_time else 'wall'} time; "
+        f"numba {numba.__version__}, "
         f"torch {torch.__version__}, numpy {np.__version__}"
     )
     for units in arguments.units:
@@ -113,6 +129,7 @@ def main():
         seconds = time_alternately(
             {"numba": numba_step(problem), "torch": torch_step(problem, torch)},
             arguments.repeats,
+            clock,
         )
         best = {name: min(values) for name, values in seconds.items()}
         median = {name: float(np.median(values)) for name, values in seconds.items()}
