@@ -70,6 +70,14 @@ def pin_to_cores(threads):
     return sorted(os.sched_getaffinity(0))
 
 
+def load_average():
+    """The 1-minute load average: how many runnable processes shared the cores meanwhile."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:

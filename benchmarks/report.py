@@ -36,6 +36,7 @@ def build_document(suite, common, peaks, raw):
         return document
     document["gemm_peak"] = peaks
     rows, frameworks, errors, skipped = [], {}, [], list(common.get("skipped", []))
+    loads = []
     for result in raw:
         request = result.get("request", {})
         name = _name(request)
@@ -46,6 +47,9 @@ def build_document(suite, common, peaks, raw):
         if "error" in result:
             errors.append(f"{name} ({threads} thread(s)): {result['error']}")
             continue
+        for key in ("load_average_before", "load_average_after"):
+            if result.get(key) is not None:
+                loads.append(result[key])
         info = dict(result.get("info", {}))
         info["blas_in_process"] = result.get("blas")
         frameworks.setdefault(name, {})[str(threads)] = info
@@ -76,6 +80,8 @@ def build_document(suite, common, peaks, raw):
                 for warning in item.get("warnings", []):
                     errors.append(f"{name} {label} ({threads} thread(s)): {warning}")
                 rows.append(row)
+    document["load_average_1min"] = ({"min": min(loads), "median": statistics.median(loads),
+                                      "max": max(loads)} if loads else None)
     document["frameworks"] = frameworks
     document["results"] = _best_rounds(rows)
     document["ratios"] = ratios(rows)
@@ -196,6 +202,12 @@ def _environment_lines(document):
         notes = sorted({n for i in by_threads.values() for n in i.get("notes", [])})
         for note in notes:
             lines.append(f"  - note: {note}")
+    load = document.get("load_average_1min")
+    if load:
+        lines.append(f"- 1-minute load average seen by the measurement processes: "
+                     f"{load['min']:.1f}–{load['max']:.1f} (median {load['median']:.1f}) on "
+                     f"{machine['cpu_cores']} cores; above the core count, other processes "
+                     "competed for the CPU (multi-threaded runs suffer most)")
     timing = document["timing"]
     lines.append(
         f"- timing: warm-up {timing['warmup_reps']} steps (and at least "

@@ -229,8 +229,9 @@ def main(argv):
     request_path, result_path = argv
     with open(request_path, encoding="utf-8") as handle:
         request = json.load(handle)
-    from .environment import pin_to_cores
-    result = {"request": request, "cores": pin_to_cores(request["threads"])}
+    from .environment import load_average, pin_to_cores
+    result = {"request": request, "cores": pin_to_cores(request["threads"]),
+              "load_average_before": load_average()}
     try:
         result.update(TASKS[request["task"]](request))
     except Exception as error:  # noqa: BLE001
@@ -246,6 +247,7 @@ def main(argv):
             result["blas"] = blas_info()
         except Exception:  # noqa: BLE001
             pass
+    result["load_average_after"] = load_average()
     temporary = result_path + ".tmp"
     with open(temporary, "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=1, default=str)
