@@ -84,7 +84,7 @@ def build_document(suite, common, peaks, raw):
                                       "max": max(loads)} if loads else None)
     document["frameworks"] = frameworks
     document["results"] = _best_rounds(rows)
-    document["ratios"] = ratios(rows)
+    document["ratios"] = ratios(document["results"])
     document["skipped"] = skipped
     document["errors"] = errors
     return document
@@ -411,35 +411,72 @@ def chart(document, path, write_atomic):
         pair = (r["deepbreadth"], r["reference"])
         if pair not in pairs:
             pairs.append(pair)
+    thread_counts = sorted({r["threads"] for r in ratios_})
     groups = []
     for r in ratios_:
-        group = (r["item"], r["phase"], r["threads"])
+        group = (r["item"], r["phase"])
         if group not in groups:
             groups.append(group)
     lookup = {(r["deepbreadth"], r["reference"], r["item"], r["phase"], r["threads"]): r["ratio"]
               for r in ratios_}
     width = 0.8 / len(pairs)
-    figure, axes = plt.subplots(figsize=(max(8.0, 0.55 * len(groups) * max(1, len(pairs)) / 2),
-                                         5.0))
-    for k, (a, b) in enumerate(pairs):
-        xs, ys = [], []
-        for g, group in enumerate(groups):
-            value = lookup.get((a, b) + group)
-            if value is not None:
-                xs.append(g - 0.4 + width * (k + 0.5))
-                ys.append(value)
-        axes.bar(xs, ys, width=width, label=f"{a} / {b}")
-    axes.axhline(1.0, color="black", linewidth=0.8)
-    axes.set_yscale("log")
-    axes.set_xticks(range(len(groups)))
-    axes.set_xticklabels([f"{i}\n{p}\n{t}T" for i, p, t in groups], fontsize=8)
-    axes.set_ylabel("deepbreadth time / reference time (log; < 1: deepbreadth faster)")
-    axes.set_title(f"deepbreadth {document['suite']}: ratios measured in one run "
-                   f"({document['created']}, {document['device']})", fontsize=10)
-    axes.legend(fontsize=7, ncol=2)
+    figure, all_axes = plt.subplots(
+        len(thread_counts), 1, squeeze=False, sharey=True,
+        figsize=(min(18.0, max(8.0, 0.28 * len(groups) * len(pairs) + 2)),
+                 3.6 * len(thread_counts) + 0.8))
+    for row, threads in enumerate(thread_counts):
+        axes = all_axes[row][0]
+        for k, (a, b) in enumerate(pairs):
+            xs, ys = [], []
+            for g, (item, phase) in enumerate(groups):
+                value = lookup.get((a, b, item, phase, threads))
+                if value is not None:
+                    xs.append(g - 0.4 + width * (k + 0.5))
+                    ys.append(value)
+            axes.bar(xs, ys, width=width, label=f"{a} / {b}")
+        axes.axhline(1.0, color="black", linewidth=0.8)
+        axes.set_yscale("log")
+        axes.set_xticks(range(len(groups)))
+        axes.set_xticklabels([f"{item} {phase}" for item, phase in groups], fontsize=8)
+        axes.set_ylabel(f"{threads} thread(s)\ntime ratio (log)", fontsize=9)
+        axes.grid(axis="y", which="both", alpha=0.25)
+        if row == 0:
+            axes.set_title(f"deepbreadth {document['suite']}: deepbreadth time / reference time, "
+                           f"same run (< 1: deepbreadth faster); {document['created']}, "
+                           f"{document['device']}", fontsize=10)
+            axes.legend(fontsize=7, ncol=min(3, len(pairs)))
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)
     write_atomic(path, buffer.getvalue(), mode="wb")
     return True
+
+
+def main(argv=None):
+    """`python -m benchmarks.report RESULTS.json`: redo the ratios, Markdown and chart of a
+    results file (written next to it, same name)."""
+    import json
+    import os
+    import sys
+    from .cli import _write_atomic
+    paths = sys.argv[1:] if argv is None else argv
+    if not paths:
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+        if document["suite"] != "startup":
+            document["ratios"] = ratios(document["results"])
+        stem = os.path.splitext(path)[0]
+        _write_atomic(path, json.dumps(document, indent=1, default=str))
+        _write_atomic(stem + ".md", markdown(document))
+        if document["suite"] != "startup":
+            chart(document, stem + ".png", _write_atomic)
+        print(f"rewrote {stem}.json, .md" + (", .png" if document["suite"] != "startup" else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -88,3 +88,25 @@ def test_best_round_is_kept_with_every_round_median():
     assert len(rows) == 1
     assert rows[0]["median_ms"] == 3.0
     assert rows[0]["round_medians_ms"] == [5.0, 3.0, 4.0]
+
+
+def test_document_keeps_the_best_round_and_pairs_ratios_within_it():
+    def worker_result(framework, backend, medians):
+        train, infer = medians
+        phase = lambda m: {"median_ms": m, "q1_ms": m, "q3_ms": m, "min_ms": m, "max_ms": m,  # noqa: E731
+                           "mean_ms": m, "reps": 5, "first_call_ms": m, "memory": {}}
+        return {"request": {"framework": framework, "backend": backend, "device": "cpu",
+                            "threads": 1},
+                "info": {"version": "x"},
+                "workloads": [{"workload": "W1", "phases": {"train": phase(train),
+                                                            "infer": phase(infer)}}]}
+
+    raw = [worker_result("deepbreadth", "numba", (2.0, 1.0)), worker_result("torch", None, (4.0, 1.0)),
+           worker_result("deepbreadth", "numba", (3.0, 0.5)), worker_result("torch", None, (1.0, 2.0))]
+    common = {"machine": {}, "skipped": [], "timing": {}}
+    document = report.build_document("models", common, {"1": {"gflops": 100.0}}, raw)
+    assert len(document["results"]) == 4
+    found = {(r["phase"]): r["ratio"] for r in document["ratios"]}
+    assert len(document["ratios"]) == 2
+    assert found["train"] == pytest.approx(2.0 / 1.0)
+    assert found["infer"] == pytest.approx(0.5 / 1.0)
