@@ -80,17 +80,16 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov):
 
 
 @njit(cache=True, error_model="numpy")
-def _adam_core(param, grad, m, v, beta1, beta2, epsilon, alpha, decay):
+def _adam_core(param, grad, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, epsilon,
+               alpha, keep):
     for i in range(param.size):
         g = grad[i]
-        p = param[i]
-        if decay != 0.0:
-            p -= decay * p
-        new_m = beta1 * m[i] + (1.0 - beta1) * g
-        new_v = beta2 * v[i] + (1.0 - beta2) * g * g
+        new_m = beta1 * m[i] + one_minus_beta1 * g
+        new_v = beta2 * v[i] + one_minus_beta2 * (g * g)
         m[i] = new_m
         v[i] = new_v
-        param[i] = p - alpha * new_m / (math.sqrt(new_v) + epsilon)
+        # keep = 1 - lr * weight_decay: AdamW's decoupled decay (1 for plain Adam).
+        param[i] = keep * param[i] - alpha * new_m / (np.sqrt(new_v) + epsilon)
 
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay):
@@ -101,11 +100,18 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay
     # the step size once here rather than once per element.
     alpha = lr * math.sqrt(1 - beta2**step) / (1 - beta1**step)
     # Decoupled (AdamW) weight decay: the weights shrink by lr * weight_decay.
-    decay = lr * weight_decay if weight_decay else 0.0
+    keep = 1.0 - lr * weight_decay if weight_decay else 1.0
+    # Every coefficient goes in as a scalar of the parameter's dtype: one
+    # float64 scalar would turn a float32 loop into float64 arithmetic, whose
+    # square roots and divisions take twice as many vector instructions (2.7x
+    # slower for a 784 x 128 kernel). The NumPy reference computes in the
+    # parameter's dtype too (NumPy treats Python floats as weak scalars).
+    scalar = param.dtype.type
     _adam_core(
         _flat_view(param, "param", param), _flat_grad(grad, param),
         _flat_view(m, "m", param), _flat_view(v, "v", param),
-        float(beta1), float(beta2), float(epsilon), float(alpha), float(decay),
+        scalar(beta1), scalar(1 - beta1), scalar(beta2), scalar(1 - beta2), scalar(epsilon),
+        scalar(alpha), scalar(keep),
     )
 
 
@@ -113,20 +119,21 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay
 
 
 @njit(cache=True, error_model="numpy")
-def _rmsprop_core(param, grad, mean_square, lr, rho, epsilon):
+def _rmsprop_core(param, grad, mean_square, lr, rho, one_minus_rho, epsilon):
     for i in range(param.size):
         g = grad[i]
-        new_mean_square = rho * mean_square[i] + (1.0 - rho) * g * g
+        new_mean_square = rho * mean_square[i] + one_minus_rho * (g * g)
         mean_square[i] = new_mean_square
-        param[i] -= lr * g / (math.sqrt(new_mean_square) + epsilon)
+        param[i] -= lr * g / (np.sqrt(new_mean_square) + epsilon)
 
 
 def rmsprop_update(param, grad, mean_square, lr, rho, epsilon):
     """Keras RMSprop without momentum, not centered (in place)."""
+    scalar = param.dtype.type  # coefficients in the parameter's dtype: see adam_update
     _rmsprop_core(
         _flat_view(param, "param", param), _flat_grad(grad, param),
         _flat_view(mean_square, "mean_square", param),
-        float(lr), float(rho), float(epsilon),
+        scalar(lr), scalar(rho), scalar(1 - rho), scalar(epsilon),
     )
 
 
@@ -136,12 +143,13 @@ def _adagrad_core(param, grad, accumulator, lr, epsilon):
         g = grad[i]
         new_accumulator = accumulator[i] + g * g
         accumulator[i] = new_accumulator
-        param[i] -= lr * g / (math.sqrt(new_accumulator) + epsilon)
+        param[i] -= lr * g / (np.sqrt(new_accumulator) + epsilon)
 
 
 def adagrad_update(param, grad, accumulator, lr, epsilon):
     """Adagrad, in place: each weight's step shrinks with its own sum of squared gradients."""
+    scalar = param.dtype.type  # coefficients in the parameter's dtype: see adam_update
     _adagrad_core(
         _flat_view(param, "param", param), _flat_grad(grad, param),
-        _flat_view(accumulator, "accumulator", param), float(lr), float(epsilon),
+        _flat_view(accumulator, "accumulator", param), scalar(lr), scalar(epsilon),
     )
