@@ -12,14 +12,6 @@ from deepbreadth.layers import (AveragePooling1D, AveragePooling2D, AvgPool2D, C
                                 MaxPooling1D, MaxPooling2D)
 
 
-@pytest.fixture(params=["numpy", "numba"])
-def backend(request):
-    previous = db.get_backend()
-    db.set_backend(request.param)
-    yield request.param
-    db.set_backend(previous)
-
-
 def random(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape)
 
@@ -70,7 +62,7 @@ CONV2D_CASES = [
 
 
 @pytest.mark.parametrize("x_shape, w_shape, strides, padding, dilation", CONV2D_CASES)
-def test_conv2d_op_gradients(backend, x_shape, w_shape, strides, padding, dilation):
+def test_conv2d_op_gradients(backend_name, x_shape, w_shape, strides, padding, dilation):
     def fn(x, w):
         return F.conv2d(x, w, strides, padding, dilation)
 
@@ -86,7 +78,7 @@ CONV1D_CASES = [
 
 
 @pytest.mark.parametrize("x_shape, w_shape, strides, padding, dilation", CONV1D_CASES)
-def test_conv1d_op_gradients(backend, x_shape, w_shape, strides, padding, dilation):
+def test_conv1d_op_gradients(backend_name, x_shape, w_shape, strides, padding, dilation):
     def fn(x, w):
         return F.conv1d(x, w, strides, padding, dilation)
 
@@ -102,7 +94,7 @@ def test_conv1d_op_gradients(backend, x_shape, w_shape, strides, padding, dilati
     dict(filters=2, kernel_size=2, strides=(2, 1), padding="same", activation="sigmoid"),
     dict(filters=2, kernel_size=(2, 3), dilation_rate=(2, 1), use_bias=False),
 ])
-def test_conv2d_layer_gradients(backend, options):
+def test_conv2d_layer_gradients(backend_name, options):
     layer = Conv2D(**options, dtype="float64")
     names = check_layer_gradients(layer, random(2, 5, 5, 2))
     assert names == (["kernel", "bias"] if layer.use_bias else ["kernel"])
@@ -113,7 +105,7 @@ def test_conv2d_layer_gradients(backend, options):
     dict(filters=2, kernel_size=2, padding="same", strides=2),
     dict(filters=3, kernel_size=2, padding="causal", dilation_rate=2),
 ])
-def test_conv1d_layer_gradients(backend, options):
+def test_conv1d_layer_gradients(backend_name, options):
     check_layer_gradients(Conv1D(**options, dtype="float64"), random(2, 7, 2))
 
 
@@ -142,7 +134,7 @@ CONV2D_TORCH_CASES = [
 
 
 @pytest.mark.parametrize("options, pads", CONV2D_TORCH_CASES)
-def test_conv2d_layer_matches_torch(backend, options, pads):
+def test_conv2d_layer_matches_torch(backend_name, options, pads):
     torch = pytest.importorskip("torch")
     x = random(2, 5, 6, 3).astype(np.float32)
     layer = Conv2D(4, **options, bias_initializer="random_normal")
@@ -172,7 +164,7 @@ def test_conv2d_layer_matches_torch(backend, options, pads):
     (dict(kernel_size=2, padding="same"), (0, 1)),
     (dict(kernel_size=3, padding="causal", dilation_rate=2), (4, 0)),
 ])
-def test_conv1d_layer_matches_torch(backend, options, pads):
+def test_conv1d_layer_matches_torch(backend_name, options, pads):
     torch = pytest.importorskip("torch")
     x = random(2, 7, 3).astype(np.float32)
     layer = Conv1D(2, **options, bias_initializer="random_normal")
@@ -267,7 +259,7 @@ POOL2D_CASES = [
 
 @pytest.mark.parametrize("layer_class", [MaxPooling2D, AveragePooling2D])
 @pytest.mark.parametrize("options, shape", POOL2D_CASES)
-def test_pool2d_layer_gradients(backend, layer_class, options, shape):
+def test_pool2d_layer_gradients(backend_name, layer_class, options, shape):
     assert db.gradcheck(layer_class(**options, dtype="float64"), [random(*shape)])
 
 
@@ -275,7 +267,7 @@ def test_pool2d_layer_gradients(backend, layer_class, options, shape):
 @pytest.mark.parametrize("options", [dict(pool_size=2), dict(pool_size=3, strides=1),
                                      dict(pool_size=2, padding="same"),
                                      dict(pool_size=3, strides=2, padding="same")])
-def test_pool1d_layer_gradients(backend, layer_class, options):
+def test_pool1d_layer_gradients(backend_name, layer_class, options):
     assert db.gradcheck(layer_class(**options, dtype="float64"), [random(2, 7, 2)])
 
 
@@ -283,7 +275,7 @@ def test_pool1d_layer_gradients(backend, layer_class, options):
     (GlobalMaxPooling1D, (2, 5, 3)), (GlobalAveragePooling1D, (2, 5, 3)),
     (GlobalMaxPooling2D, (2, 3, 4, 2)), (GlobalAveragePooling2D, (2, 3, 4, 2)),
 ])
-def test_global_pool_layer_gradients(backend, layer_class, shape):
+def test_global_pool_layer_gradients(backend_name, layer_class, shape):
     assert db.gradcheck(layer_class(dtype="float64"), [random(*shape)])
     assert db.gradcheck(layer_class(keepdims=True, dtype="float64"), [random(*shape)])
 
@@ -319,7 +311,7 @@ POOL2D_TORCH_CASES = [
 
 @pytest.mark.parametrize("kind, layer_class", [("max", MaxPooling2D), ("avg", AveragePooling2D)])
 @pytest.mark.parametrize("options, shape, pads", POOL2D_TORCH_CASES)
-def test_pool2d_layer_matches_torch(backend, kind, layer_class, options, shape, pads):
+def test_pool2d_layer_matches_torch(backend_name, kind, layer_class, options, shape, pads):
     torch = pytest.importorskip("torch")
     x = random(*shape).astype(np.float32)
     layer = layer_class(**options)
@@ -336,7 +328,7 @@ def test_pool2d_layer_matches_torch(backend, kind, layer_class, options, shape, 
 
 @pytest.mark.parametrize("layer_class, torch_name", [(MaxPooling1D, "max_pool1d"),
                                                      (AveragePooling1D, "avg_pool1d")])
-def test_pool1d_layer_matches_torch(backend, layer_class, torch_name):
+def test_pool1d_layer_matches_torch(backend_name, layer_class, torch_name):
     torch = pytest.importorskip("torch")
     x = random(2, 9, 3).astype(np.float32)
     layer = layer_class(pool_size=3, strides=2)
@@ -356,7 +348,7 @@ def test_pool1d_layer_matches_torch(backend, layer_class, torch_name):
     (GlobalMaxPooling2D, "amax"), (GlobalAveragePooling2D, "mean"),
     (GlobalMaxPooling1D, "amax"), (GlobalAveragePooling1D, "mean"),
 ])
-def test_global_pool_layer_matches_torch(backend, layer_class, reduce):
+def test_global_pool_layer_matches_torch(backend_name, layer_class, reduce):
     torch = pytest.importorskip("torch")
     shape = (2, 3, 4, 5) if layer_class.spatial_dims == 2 else (2, 6, 5)
     axes = tuple(range(1, len(shape) - 1))
@@ -375,7 +367,7 @@ def test_global_pool_layer_matches_torch(backend, layer_class, reduce):
     np.testing.assert_allclose(kept.numpy().reshape(2, 5), ours.numpy())
 
 
-def test_pool_ops_default_strides_are_the_pool_size(backend):
+def test_pool_ops_default_strides_are_the_pool_size(backend_name):
     x = db.tensor(random(1, 6, 4, 2))
     assert F.max_pool2d(x, (3, 2)).shape == (1, 2, 2, 2)
     assert F.avg_pool1d(F.reshape(x, (1, 24, 2)), 4).shape == (1, 6, 2)

@@ -9,14 +9,6 @@ import deepbreadth.functional as F
 from deepbreadth.layers import Activation, Dropout, Flatten, Input, Layer, Reshape
 
 
-@pytest.fixture(params=["numpy", "numba"])
-def backend(request):
-    previous = db.get_backend()
-    db.set_backend(request.param)
-    yield request.param
-    db.set_backend(previous)
-
-
 def random(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape)
 
@@ -31,7 +23,7 @@ def round_trip(layer):
 # ----------------------------------------------------------------------------
 # dropout op
 # ----------------------------------------------------------------------------
-def test_dropout_op_gradients(backend):
+def test_dropout_op_gradients(backend_name):
     # A fresh generator per call: every evaluation draws the same mask.
     def fn(x):
         return F.dropout(x, 0.4, generator=np.random.default_rng(3))
@@ -39,7 +31,7 @@ def test_dropout_op_gradients(backend):
     assert db.gradcheck(fn, [random(3, 5)])
 
 
-def test_dropout_statistics_and_scaling(backend):
+def test_dropout_statistics_and_scaling(backend_name):
     x = db.tensor(np.full((200, 100), 2.0), dtype="float64")
     y = F.dropout(x, 0.3, generator=np.random.default_rng(0)).numpy()
     dropped = np.mean(y == 0)
@@ -49,7 +41,7 @@ def test_dropout_statistics_and_scaling(backend):
     assert abs(y.mean() - 2.0) < 0.05  # the scaling keeps the expected value
 
 
-def test_dropout_gradient_uses_the_forward_mask(backend):
+def test_dropout_gradient_uses_the_forward_mask(backend_name):
     x = db.tensor(random(4, 6), dtype="float64", requires_grad=True)
     y = F.dropout(x, 0.5, generator=np.random.default_rng(1))
     y.sum().backward()
@@ -73,7 +65,7 @@ def test_dropout_op_rejects_bad_rate():
 # ----------------------------------------------------------------------------
 @pytest.mark.parametrize("activation", [None, "linear", "relu", "tanh", "sigmoid", "elu",
                                         F.tanh, lambda t: t * t])
-def test_bias_activation_gradients(backend, activation):
+def test_bias_activation_gradients(backend_name, activation):
     x = random(2, 3, 4)
     x[np.abs(x) < 0.05] = 0.5  # keep relu's kink away from the finite differences
     bias = random(4, seed=1) * 0.01
@@ -81,7 +73,7 @@ def test_bias_activation_gradients(backend, activation):
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "elu", "softmax"])
-def test_bias_activation_matches_generic_ops(backend, activation):
+def test_bias_activation_matches_generic_ops(backend_name, activation):
     x = db.tensor(random(5, 3), dtype="float64")
     bias = db.tensor(random(3, seed=2), dtype="float64")
     expected = F.get_activation(activation)(x + bias)
@@ -89,7 +81,7 @@ def test_bias_activation_matches_generic_ops(backend, activation):
                                rtol=1e-12)
 
 
-def test_bias_activation_without_bias_is_the_activation(backend):
+def test_bias_activation_without_bias_is_the_activation(backend_name):
     x = db.tensor(random(2, 3), dtype="float64")
     np.testing.assert_allclose(F.bias_activation(x, None, "tanh").numpy(), np.tanh(x.numpy()))
 
@@ -98,7 +90,7 @@ def test_bias_activation_without_bias_is_the_activation(backend):
 # Activation layer
 # ----------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid", "softmax", "elu"])
-def test_activation_layer_gradients(backend, name):
+def test_activation_layer_gradients(backend_name, name):
     x = random(3, 4)
     x[np.abs(x) < 0.05] = 0.5
     layer = Activation(name, dtype="float64")
@@ -145,7 +137,7 @@ def test_flatten_keeps_the_batch_axis(shape, expected):
     np.testing.assert_array_equal(y.numpy(), x.reshape(expected))
 
 
-def test_flatten_gradients_and_symbolic_shape(backend):
+def test_flatten_gradients_and_symbolic_shape(backend_name):
     assert db.gradcheck(Flatten(dtype="float64"), [random(2, 3, 2)])
     assert Flatten()(Input(shape=(4, 5, 3))).shape == (None, 60)
 
@@ -171,7 +163,7 @@ def test_reshape_excludes_the_batch_axis(target, expected):
     np.testing.assert_array_equal(y.numpy(), x.reshape(expected))
 
 
-def test_reshape_gradients_and_symbolic_shape(backend):
+def test_reshape_gradients_and_symbolic_shape(backend_name):
     assert db.gradcheck(Reshape((4, -1), dtype="float64"), [random(2, 3, 4)])
     assert Reshape((2, -1))(Input(shape=(3, 4))).shape == (None, 2, 6)
 
@@ -204,7 +196,7 @@ def test_flatten_and_reshape_config_round_trip():
 # ----------------------------------------------------------------------------
 # Dropout layer
 # ----------------------------------------------------------------------------
-def test_dropout_layer_is_identity_unless_training(backend):
+def test_dropout_layer_is_identity_unless_training(backend_name):
     x = random(4, 5).astype(np.float32)
     layer = Dropout(0.5)
     np.testing.assert_array_equal(layer(x).numpy(), x)
@@ -214,13 +206,13 @@ def test_dropout_layer_is_identity_unless_training(backend):
     np.testing.assert_allclose(trained[trained != 0], 2 * x[trained != 0], rtol=1e-6)
 
 
-def test_dropout_layer_statistics(backend):
+def test_dropout_layer_statistics(backend_name):
     y = Dropout(0.25)(np.ones((100, 200), dtype=np.float32), training=True).numpy()
     assert abs(np.mean(y == 0) - 0.25) < 0.015
     assert abs(y.mean() - 1.0) < 0.03
 
 
-def test_dropout_layer_gradients(backend):
+def test_dropout_layer_gradients(backend_name):
     layer = Dropout(0.3, seed=7, dtype="float64")
 
     def fn(x):

@@ -10,14 +10,6 @@ from deepbreadth import initializers
 from deepbreadth.layers import BatchNormalization, Dense, Embedding, Input
 
 
-@pytest.fixture(params=["numpy", "numba"])
-def backend(request):
-    previous = db.get_backend()
-    db.set_backend(request.param)
-    yield request.param
-    db.set_backend(previous)
-
-
 def random(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape)
 
@@ -58,12 +50,12 @@ def close(ours, theirs):
 # ----------------------------------------------------------------------------
 @pytest.mark.parametrize("activation", [None, "relu", "tanh", "sigmoid", "elu", "softmax"])
 @pytest.mark.parametrize("shape", [(3, 4), (2, 3, 4)])
-def test_dense_gradients(backend, activation, shape):
+def test_dense_gradients(backend_name, activation, shape):
     layer = Dense(3, activation=activation, bias_initializer="random_normal", dtype="float64")
     check_layer_gradients(layer, random(*shape), ["kernel", "bias"])
 
 
-def test_dense_without_bias_gradients(backend):
+def test_dense_without_bias_gradients(backend_name):
     layer = Dense(2, use_bias=False, dtype="float64")
     check_layer_gradients(layer, random(3, 4), ["kernel"])
     assert [w.shape for w in layer.get_weights()] == [(4, 2)]
@@ -71,7 +63,7 @@ def test_dense_without_bias_gradients(backend):
 
 @pytest.mark.parametrize("activation", [None, "relu", "sigmoid"])
 @pytest.mark.parametrize("shape", [(5, 4), (2, 3, 4)])
-def test_dense_matches_torch_linear(backend, activation, shape):
+def test_dense_matches_torch_linear(backend_name, activation, shape):
     torch = pytest.importorskip("torch")
     x = random(*shape).astype(np.float32)
     layer = Dense(3, activation=activation, bias_initializer="random_normal")
@@ -137,13 +129,13 @@ def test_dense_errors():
 # BatchNormalization
 # ----------------------------------------------------------------------------
 @pytest.mark.parametrize("shape, axis", [((5, 3), -1), ((2, 3, 2, 2), -1), ((3, 2, 4), 1)])
-def test_batch_norm_training_gradients(backend, shape, axis):
+def test_batch_norm_training_gradients(backend_name, shape, axis):
     layer = BatchNormalization(axis=axis, beta_initializer="random_normal",
                                gamma_initializer="random_normal", dtype="float64")
     check_layer_gradients(layer, random(*shape), ["gamma", "beta"], training=True)
 
 
-def test_batch_norm_inference_gradients(backend):
+def test_batch_norm_inference_gradients(backend_name):
     layer = BatchNormalization(beta_initializer="random_normal", dtype="float64",
                                moving_mean_initializer="random_normal",
                                moving_variance_initializer="ones")
@@ -151,7 +143,7 @@ def test_batch_norm_inference_gradients(backend):
                           ["gamma", "beta", "moving_mean", "moving_variance"], training=False)
 
 
-def test_batch_norm_is_twice_differentiable(backend):
+def test_batch_norm_is_twice_differentiable(backend_name):
     layer = BatchNormalization(gamma_initializer="random_normal", dtype="float64")
     check_layer_gradients(layer, random(4, 2), ["gamma", "beta"], gradcheck=db.gradgradcheck,
                           training=True)
@@ -170,7 +162,7 @@ def torch_batch_norm(torch, layer):
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_matches_torch(backend, training):
+def test_batch_norm_matches_torch(backend_name, training):
     torch = pytest.importorskip("torch")
     x = (random(4, 3, 5, 2) * 2 + 1).astype(np.float32)
     layer = BatchNormalization(gamma_initializer="random_normal", beta_initializer="random_normal",
@@ -258,7 +250,7 @@ def test_batch_norm_errors():
 # ----------------------------------------------------------------------------
 # Embedding
 # ----------------------------------------------------------------------------
-def test_embedding_op_gradients_with_repeated_ids(backend):
+def test_embedding_op_gradients_with_repeated_ids(backend_name):
     ids = np.array([[0, 3, 3], [1, 0, 4]])
     assert db.gradcheck(lambda table: F.embedding(table, ids), [random(5, 2)])
     table = db.tensor(random(5, 2), requires_grad=True)
@@ -266,12 +258,12 @@ def test_embedding_op_gradients_with_repeated_ids(backend):
     np.testing.assert_allclose(table.grad.numpy()[:, 0], [2, 1, 0, 2, 1])  # counts of each id
 
 
-def test_embedding_layer_gradients(backend):
+def test_embedding_layer_gradients(backend_name):
     layer = Embedding(6, 3, dtype="float64")
     check_layer_gradients(layer, np.array([[5, 1], [1, 2]]), ["embeddings"])
 
 
-def test_embedding_matches_torch(backend):
+def test_embedding_matches_torch(backend_name):
     torch = pytest.importorskip("torch")
     ids = np.array([[1, 4, 4, 0], [2, 9, 1, 1]])
     layer = Embedding(10, 3)

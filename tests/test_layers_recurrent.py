@@ -2,7 +2,7 @@
 
 Three oracles:
 - float64 finite differences (deepbreadth.gradcheck) for the input, every
-  weight and the initial states, under the 'numpy' and 'numba' backends;
+  weight and the initial states, on every tested backend (conftest.py);
 - PyTorch's nn.RNN / nn.LSTM / nn.GRU with the same weights (converted from
   Keras's layout), forward values and gradients in float32;
 - a plain NumPy loop for what PyTorch cannot do (an LSTM with activation='relu').
@@ -19,17 +19,8 @@ from deepbreadth import initializers
 from deepbreadth.layers import (GRU, LSTM, Bidirectional, Input, SequenceInputError,
                                 SimpleRNN)
 
-BACKENDS = ["numpy", "numba"]
 LAYER_CLASSES = [SimpleRNN, LSTM, GRU]
 STATE_COUNT = {SimpleRNN: 1, LSTM: 2, GRU: 1}
-
-
-@pytest.fixture(params=BACKENDS)
-def backend_name(request):
-    previous = db.get_backend()
-    db.set_backend(request.param)
-    yield request.param
-    db.set_backend(previous)
 
 
 @pytest.fixture(autouse=True)
@@ -147,7 +138,7 @@ def test_bidirectional_lstm_states_gradients(backend_name):
 
 
 def test_sequence_ops_are_once_differentiable():
-    x = db.Tensor(random_array(1, 2, 2), requires_grad=True, dtype="float64")
+    x = db.tensor(random_array(1, 2, 2), requires_grad=True, dtype="float64")
     layer = built(SimpleRNN(2, dtype="float64"), x)
     (gradient,) = db.grad(layer(x).sum(), [x], create_graph=False)
     assert gradient.shape == x.shape
@@ -218,12 +209,12 @@ def test_matches_pytorch(backend_name, layer_class):
                         bias_initializer="random_normal")
     layer(x_values)  # build
 
-    x = db.Tensor(x_values, requires_grad=True)
-    states = [db.Tensor(s, requires_grad=True) for s in states_values]
+    x = db.tensor(x_values, requires_grad=True)
+    states = [db.tensor(s, requires_grad=True) for s in states_values]
     outputs = layer(x, initial_state=states)
     output_weights = [random_array(*o.shape, seed=20 + i, dtype="float32")
                       for i, o in enumerate(outputs)]
-    loss = sum((o * db.Tensor(w)).sum() for o, w in zip(outputs, output_weights))
+    loss = sum((o * db.tensor(w)).sum() for o, w in zip(outputs, output_weights))
     loss.backward()
 
     module, torch_weight_grads = torch_layer_for(layer, torch)
@@ -254,7 +245,7 @@ def test_bidirectional_matches_pytorch(backend_name):
     torch = pytest.importorskip("torch")
     x_values = random_array(2, 4, 3, dtype="float32")
     layer = Bidirectional(LSTM(2, return_sequences=True, bias_initializer="random_normal"))
-    x = db.Tensor(x_values, requires_grad=True)
+    x = db.tensor(x_values, requires_grad=True)
     output = layer(x)
     output.sum().backward()
 
@@ -379,7 +370,7 @@ def test_initial_state_changes_the_result():
     np.testing.assert_allclose(layer(x, initial_state=zeros).numpy(), layer(x).numpy())
     assert not np.allclose(layer(x, initial_state=ones).numpy(), layer(x).numpy())
     gru = built(GRU(2), x)
-    single = gru(x, initial_state=db.Tensor(ones[0]))
+    single = gru(x, initial_state=db.tensor(ones[0]))
     assert np.allclose(single.numpy(), gru(x, initial_state=[ones[0]]).numpy())
 
 
@@ -446,7 +437,7 @@ def test_bidirectional_with_explicit_backward_layer():
 
 def test_dropout_drops_input_features_the_same_at_every_step():
     layer = LSTM(2, dropout=0.5, seed=3)
-    x = db.Tensor(np.ones((4, 5, 6), np.float32))
+    x = db.tensor(np.ones((4, 5, 6), np.float32))
     dropped = layer.drop_input_features(x).numpy()
     assert set(np.unique(dropped)) <= {0.0, 2.0}
     assert (dropped == 0).any() and (dropped == 2).any()
@@ -588,8 +579,8 @@ def test_unsupported_options_are_refused_clearly():
 
 
 def test_functional_op_checks_shapes():
-    x = db.Tensor(random_array(2, 3, 4))
-    h0 = db.Tensor(np.zeros((2, 3)))
+    x = db.tensor(random_array(2, 3, 4))
+    h0 = db.tensor(np.zeros((2, 3)))
     with pytest.raises(db.ShapeError, match=r"lstm: kernel has shape \(4, 8\).*\(4, 12\)"):
         db.functional.lstm(x, h0, h0, np.zeros((4, 8)), np.zeros((3, 12)))
     with pytest.raises(db.ShapeError, match="gru: bias"):

@@ -1,5 +1,5 @@
 """Losses: values and gradients against NumPy formulas and PyTorch, gradcheck,
-the fused softmax cross-entropy on both CPU backends, label errors, the logits
+the fused softmax cross-entropy on every tested backend, label errors, the logits
 warning, reductions and sample weights, lookup and serialization."""
 import warnings
 
@@ -14,14 +14,6 @@ from deepbreadth import losses
 from deepbreadth.functional.loss import SoftmaxCrossEntropy, softmax_cross_entropy
 from deepbreadth.gradcheck import gradcheck
 from deepbreadth.losses import LogitsWarning
-
-
-@pytest.fixture(params=["numpy", "numba"])
-def cpu_backend(request):
-    previous = db.get_backend()
-    db.set_backend(request.param)
-    yield request.param
-    db.set_backend(previous)
 
 
 def rng(seed=0):
@@ -56,7 +48,7 @@ def assert_matches(actual, expected, rtol=1e-10):
 # ----------------------------------------------------------------------------
 # Values and gradients against PyTorch (where the formulas are the same)
 # ----------------------------------------------------------------------------
-def test_sparse_categorical_from_logits_matches_torch_cross_entropy(cpu_backend):
+def test_sparse_categorical_from_logits_matches_torch_cross_entropy(backend_name):
     logits = 2 * rng().standard_normal((5, 4))
     labels = np.array([0, 3, 1, 1, 2])
     ours = value_and_grad(losses.SparseCategoricalCrossentropy(from_logits=True), labels, logits)
@@ -186,31 +178,25 @@ def test_gradcheck_of_every_loss(name, loss, y_true, y_pred):
 
 
 # ----------------------------------------------------------------------------
-# The fused softmax cross-entropy, on both CPU backends
+# The fused softmax cross-entropy, on every backend tested
 # ----------------------------------------------------------------------------
 @given(rows=st.integers(1, 5), classes=st.integers(1, 6), seed=st.integers(0, 2**31))
-def test_fused_softmax_cross_entropy_matches_log_softmax(rows, classes, seed):
-    for backend in ("numpy", "numba"):
-        previous = db.get_backend()
-        db.set_backend(backend)
-        try:
-            generator = rng(seed)
-            logits = 3 * generator.standard_normal((rows, classes))
-            labels = generator.integers(0, classes, rows)
-            loss = softmax_cross_entropy(db.tensor(logits, dtype="float64"), labels)
-            expected = -np.log(softmax_rows(logits))[np.arange(rows), labels]
-            np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-10, atol=1e-12)
-        finally:
-            db.set_backend(previous)
+def test_fused_softmax_cross_entropy_matches_log_softmax(backend_name, rows, classes, seed):
+    generator = rng(seed)
+    logits = 3 * generator.standard_normal((rows, classes))
+    labels = generator.integers(0, classes, rows)
+    loss = softmax_cross_entropy(db.tensor(logits, dtype="float64"), labels)
+    expected = -np.log(softmax_rows(logits))[np.arange(rows), labels]
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-10, atol=1e-12)
 
 
-def test_fused_softmax_cross_entropy_gradcheck(cpu_backend):
+def test_fused_softmax_cross_entropy_gradcheck(backend_name):
     logits = 2 * rng(22).standard_normal((4, 5))
     labels = np.array([4, 0, 0, 2])
     assert gradcheck(lambda x: softmax_cross_entropy(x, labels), [logits])
 
 
-def test_fused_softmax_cross_entropy_takes_sequences(cpu_backend):
+def test_fused_softmax_cross_entropy_takes_sequences(backend_name):
     logits = rng(23).standard_normal((2, 3, 4))
     labels = np.array([[0, 1, 3], [2, 2, 0]])
     loss = softmax_cross_entropy(db.tensor(logits, dtype="float64"), labels)
@@ -220,7 +206,7 @@ def test_fused_softmax_cross_entropy_takes_sequences(cpu_backend):
     assert gradcheck(lambda x: softmax_cross_entropy(x, labels), [logits])
 
 
-def test_fused_softmax_cross_entropy_refuses_second_derivatives(cpu_backend):
+def test_fused_softmax_cross_entropy_refuses_second_derivatives(backend_name):
     assert SoftmaxCrossEntropy.once_differentiable
     x = db.tensor(LOGITS, requires_grad=True)
     loss = softmax_cross_entropy(x, SPARSE).sum()
@@ -229,7 +215,7 @@ def test_fused_softmax_cross_entropy_refuses_second_derivatives(cpu_backend):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_crossentropies_are_stable_for_huge_logits(cpu_backend, dtype):
+def test_crossentropies_are_stable_for_huge_logits(backend_name, dtype):
     logits = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4]])
     labels = np.array([1, 0])
     checks = [

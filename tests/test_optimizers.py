@@ -23,14 +23,6 @@ def quadratic_grad(w):
     return CURVATURE * (w - TARGET)
 
 
-@pytest.fixture(params=["numpy", "numba"])
-def cpu_backend(request):
-    previous = db.get_backend()
-    db.set_backend(request.param)
-    yield request.param
-    db.set_backend(previous)
-
-
 def run_optimizer(optimizer, steps=STEPS, dtype="float64", start=START):
     weight = db.tensor(start, dtype=dtype, requires_grad=True)
     for _ in range(steps):
@@ -97,7 +89,7 @@ def keras_adagrad(lr, initial_accumulator_value=0.1, epsilon=1e-7, steps=STEPS):
     (lambda: optimizers.Adagrad(0.3, initial_accumulator_value=1.0, epsilon=0.01),
      lambda: keras_adagrad(0.3, 1.0, 0.01)),
 ])
-def test_steps_follow_the_keras_formula(cpu_backend, optimizer, expected):
+def test_steps_follow_the_keras_formula(backend_name, optimizer, expected):
     np.testing.assert_allclose(run_optimizer(optimizer()), expected(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(run_optimizer(optimizer(), dtype="float32"), expected(),
                                rtol=1e-5, atol=1e-6)
@@ -137,7 +129,7 @@ def run_torch(make_optimizer, steps=STEPS):
     (lambda: optimizers.AdamW(0.1, weight_decay=0.05, epsilon=1e-12),
      lambda p: torch.optim.AdamW(p, lr=0.1, weight_decay=0.05, eps=1e-12), 1e-9),
 ])
-def test_steps_match_torch(cpu_backend, ours, theirs, rtol):
+def test_steps_match_torch(backend_name, ours, theirs, rtol):
     np.testing.assert_allclose(run_optimizer(ours()), run_torch(theirs), rtol=rtol)
 
 
@@ -312,7 +304,7 @@ def saved_and_loaded(state):
     lambda: optimizers.RMSprop(0.05),
     lambda: optimizers.Adagrad(0.2),
 ])
-def test_state_round_trip_resumes_training_exactly(cpu_backend, make_optimizer):
+def test_state_round_trip_resumes_training_exactly(backend_name, make_optimizer):
     generator = np.random.default_rng(0)
     starts = [generator.standard_normal((2, 3)), generator.standard_normal(3)]
     original_weights = [db.tensor(s, requires_grad=True) for s in starts]
