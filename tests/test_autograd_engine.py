@@ -10,6 +10,11 @@ import deepbreadth as db
 from deepbreadth.autograd import Function
 
 
+@pytest.fixture(autouse=True)
+def on_each_device(device):
+    """Every test here runs on each device chosen with --backend (see conftest.py)."""
+
+
 def float64_leaf(values):
     return db.tensor(values, dtype="float64", requires_grad=True)
 
@@ -379,7 +384,7 @@ def test_a_custom_backward_may_return_float64_arrays():
 
     x = float64_leaf([1.0, 2.0])
     Triple.apply(x).sum().backward()
-    assert x.grad.dtype == np.float64
+    assert x.grad.dtype == np.float64 and x.grad.device == x.device
     np.testing.assert_array_equal(x.grad.numpy(), [0.1 * 3, 0.1 * 3])
 
 
@@ -477,4 +482,4 @@ def test_tensors_on_different_devices_raise_backend_error():
     on_gpu = db.Tensor._wrap(np.ones(3).view(FakeGpuArray))
     assert on_gpu.device == "cuda"
     with pytest.raises(db.BackendError, match=r"different devices \(cpu, cuda\)"):
-        db.ones(3) + on_gpu
+        db.Tensor(np.ones(3)) + on_gpu

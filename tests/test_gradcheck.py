@@ -30,7 +30,7 @@ class Square(Function):
         if Square.wrong_at is not None:
             error = np.zeros(a.shape)
             error[Square.wrong_at] = 0.5
-            result = result + Tensor(error, dtype=a.dtype)
+            result = result + db.tensor(error, dtype=a.dtype)  # on the current device
         return result
 
 
@@ -63,6 +63,11 @@ class CubeWithConstantBackward(Function):
     def backward(ctx, grad):
         (a,) = ctx.saved_tensors
         return grad * Tensor._wrap(3 * a.data ** 2)
+
+
+@pytest.fixture(autouse=True)
+def on_each_device(device):
+    """Every test here runs on each device chosen with --backend (see conftest.py)."""
 
 
 @pytest.fixture(autouse=True)

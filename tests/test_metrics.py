@@ -13,6 +13,11 @@ PROBS = np.array([[0.1, 0.7, 0.2],    # predicts 1
 LABELS = np.array([1, 2, 2, 0])       # right, wrong, right, wrong
 
 
+@pytest.fixture(autouse=True)
+def on_each_device(device):
+    """Every test here runs on each device chosen with --backend (see conftest.py)."""
+
+
 def test_sparse_categorical_accuracy_by_hand():
     metric = metrics.SparseCategoricalAccuracy()
     assert metric.name == "sparse_categorical_accuracy"

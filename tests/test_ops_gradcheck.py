@@ -379,7 +379,7 @@ def as_tuple(values):
 
 @pytest.mark.parametrize("case", CASES, ids=repr)
 @given(data=st.data())
-def test_forward_matches_numpy(case, data):
+def test_forward_matches_numpy(device, case, data):
     arrays, options = draw_case_inputs(data, case)
     tensors = [db.tensor(a, dtype="float64" if a.dtype.kind == "f" else None) for a in arrays]
     ours = as_tuple(case.ours(*tensors, **options))
@@ -396,21 +396,21 @@ def test_forward_matches_numpy(case, data):
 
 @pytest.mark.parametrize("case", CASES, ids=repr)
 @given(data=st.data())
-def test_gradcheck(case, data):
+def test_gradcheck(device, case, data):
     arrays, options = draw_case_inputs(data, case)
     assert db.gradcheck(lambda *ts: case.ours(*ts, **options), arrays)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.second_order], ids=repr)
 @given(data=st.data())
-def test_gradgradcheck(case, data):
+def test_gradgradcheck(device, case, data):
     arrays, options = draw_case_inputs(data, case)
     assert db.gradgradcheck(lambda *ts: case.ours(*ts, **options), arrays)
 
 
 @pytest.mark.parametrize("case", CASES, ids=repr)
 @given(data=st.data())
-def test_float32_stays_float32_forward_and_backward(case, data):
+def test_float32_stays_float32_forward_and_backward(device, case, data):
     """Python numbers, counts and constants inside an op must not widen float32."""
     arrays, options = draw_case_inputs(data, case)
     tensors = [db.tensor(a, requires_grad=True) if a.dtype.kind == "f" else db.tensor(a) for a in arrays]
@@ -437,7 +437,7 @@ def test_every_public_op_has_a_case():
 # Ops without a gradient, and ops that must stay finite
 # ----------------------------------------------------------------------------
 @given(data=st.data())
-def test_argmax_and_argmin_match_numpy_and_carry_no_gradient(data):
+def test_argmax_and_argmin_match_numpy_and_carry_no_gradient(device, data):
     shape = data.draw(shapes_of(min_side=1))
     axis = data.draw(axis_options(len(shape), allow_tuple=False))
     values = spaced(np.random.default_rng(data.draw(st.integers(0, 100))), shape)
@@ -450,7 +450,7 @@ def test_argmax_and_argmin_match_numpy_and_carry_no_gradient(data):
 
 
 @pytest.mark.parametrize("scale", [1e4, -1e4])
-def test_softmax_family_is_stable_for_large_inputs(scale):
+def test_softmax_family_is_stable_for_large_inputs(device, scale):
     values = np.array([[1.0, 0.0, -1.0], [0.5, 0.5, 0.0]]) * scale
     for dtype in ("float32", "float64"):
         x = db.tensor(values, dtype=dtype, requires_grad=True)
@@ -464,7 +464,7 @@ def test_softmax_family_is_stable_for_large_inputs(scale):
         np.testing.assert_allclose(total.numpy(), numpy_logsumexp(values, -1, False), rtol=1e-6)
 
 
-def test_sigmoid_and_softplus_are_stable_for_large_inputs():
+def test_sigmoid_and_softplus_are_stable_for_large_inputs(device):
     values = np.array([-1e4, -50.0, 0.0, 50.0, 1e4])
     x = db.tensor(values, requires_grad=True)
     (db.sigmoid(x).sum() + db.softplus(x).sum()).backward()
@@ -473,13 +473,13 @@ def test_sigmoid_and_softplus_are_stable_for_large_inputs():
     assert np.all(np.isfinite(x.grad.numpy()))
 
 
-def test_repeated_integer_index_adds_both_gradients():
+def test_repeated_integer_index_adds_both_gradients(device):
     x = db.tensor([1.0, 2.0, 3.0], requires_grad=True)
     x[[0, 0, 2, 0]].sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [3.0, 0.0, 1.0])
 
 
-def test_methods_and_functions_are_the_same_op():
+def test_methods_and_functions_are_the_same_op(device):
     values = np.random.default_rng(0).uniform(0.5, 2.0, (2, 3))
     x = db.tensor(values, dtype="float64")
     pairs = [(x.exp(), db.exp(x)), (x.log(), db.log(x)), (x.sqrt(), db.sqrt(x)), (x.abs(), db.abs(x)),
@@ -541,7 +541,7 @@ def describe(tree):
 
 
 @given(data=st.data())
-def test_random_compositions_pass_gradcheck(data):
+def test_random_compositions_pass_gradcheck(device, data):
     shapes = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=2,
                                                          min_side=1, max_side=3)).input_shapes
     tree = data.draw(expression_trees(len(shapes)), label="expression")

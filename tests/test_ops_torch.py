@@ -150,7 +150,7 @@ def torch_with_gradients(case, arrays, options, weights):
 @pytest.mark.filterwarnings("ignore:var\\(\\)")  # torch warns of a NaN variance; ours is NaN too
 @pytest.mark.parametrize("case", CASES, ids=repr)
 @given(data=st.data())
-def test_forward_and_gradient_match_torch(case, data):
+def test_forward_and_gradient_match_torch(device, case, data):
     arrays, options = draw_case_inputs(data, case)
     upstream_seed = data.draw(st.integers(0, 1000), label="upstream seed")
     outputs, weights, grads = ours_with_gradients(case, arrays, options, upstream_seed)

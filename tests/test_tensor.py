@@ -10,6 +10,11 @@ import pytest
 import deepbreadth as db
 
 
+@pytest.fixture(autouse=True)
+def on_each_device(device):
+    """Every test here runs on each device chosen with --backend (see conftest.py)."""
+
+
 @pytest.fixture
 def float64_default():
     """Switch the default float dtype to float64 for one test, then back."""
