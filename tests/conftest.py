@@ -19,6 +19,7 @@ says, they run on a real GPU (or are skipped, with the reason) and on the fake.
 Tests with none of these fixtures run as they always do, on the CPU.
 """
 import contextlib
+import importlib.util
 import os
 
 import pytest
@@ -102,6 +103,8 @@ def backend_in_use(name):
         reason = gpu_unavailable_reason()
         if reason:
             pytest.skip(f"cupy backend not tested: {reason}")
+    if name == "numba" and importlib.util.find_spec("numba") is None:
+        pytest.skip("numba backend not tested: Numba is not installed")
     previous = db.get_backend()
     with contextlib.ExitStack() as stack:
         if name == "fake-cupy":

@@ -225,28 +225,13 @@ class _Random:
 
 
 class _NoDevice:
-    """cupy.cuda: there is no device, so code that asks for one learns it."""
+    """cupy.cuda: there is no device, so code that asks for one learns it (the GPU
+    tests then skip their real-GPU half instead of taking the fake for a GPU)."""
 
     class runtime:  # noqa: N801 - CuPy's name
         @staticmethod
         def getDeviceCount():  # noqa: N802 - CuPy's name
             raise RuntimeError("the fake CuPy of the tests has no CUDA device")
-
-    class Device:
-        def __init__(self, index=0):
-            self.id = index
-
-        def synchronize(self):
-            pass
-
-    class Stream:
-        pass
-
-    Stream.null = Device()
-
-    @staticmethod
-    def get_current_stream():
-        return _NoDevice.Device()
 
 
 def scatter_add(target, index, values):
