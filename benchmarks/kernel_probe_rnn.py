@@ -30,6 +30,11 @@ def parse_arguments():
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
+        "--stacked",
+        action="store_true",
+        help="two layers, LSTM(units, return_sequences=True) -> LSTM(units), as in W4",
+    )
+    parser.add_argument(
         "--cpu-time",
         action="store_true",
         help="time with the process CPU clock (meaningful with --threads 1)",
@@ -82,6 +87,48 @@ def numba_step(p):
     return run
 
 
+def numba_stacked_step(first, second):
+    """LSTM(return_sequences=True) -> LSTM, the loss reading the last step only."""
+    import numpy as np
+    from deepbreadth.kernels.cpu import rnn
+
+    def layer_forward(x, p):
+        return rnn.lstm_forward(
+            x, p["h0"], p["c0"], p["kernel"], p["recurrent_kernel"], p["bias"], "tanh", "sigmoid"
+        )
+
+    def layer_backward(x, p, outputs, grad_h_seq):
+        return rnn.lstm_backward(
+            x, p["h0"], p["c0"], p["kernel"], p["recurrent_kernel"], *outputs,
+            grad_h_seq, p["grad_c_last"], "tanh", "sigmoid",
+        )
+
+    def run():
+        first_outputs = layer_forward(first["x"], first)
+        h_seq = first_outputs[0]
+        second_outputs = layer_forward(h_seq, second)
+        grad_last_only = np.zeros_like(second["grad_h_seq"])
+        grad_last_only[:, -1] = second["grad_h_seq"][:, -1]
+        grad_h_seq = layer_backward(h_seq, second, second_outputs, grad_last_only)[0]
+        layer_backward(first["x"], first, first_outputs, grad_h_seq)
+
+    return run
+
+
+def torch_stacked_step(first, second, torch):
+    features, units = first["x"].shape[2], first["h0"].shape[1]
+    lstm = torch.nn.LSTM(features, units, num_layers=2, batch_first=True)
+    x = torch.from_numpy(first["x"])
+    grad_last = torch.from_numpy(second["grad_h_seq"][:, -1].copy())
+
+    def run():
+        lstm.zero_grad(set_to_none=True)
+        h_seq, _ = lstm(x)
+        h_seq[:, -1].backward(grad_last)
+
+    return run
+
+
 def torch_step(p, torch):
     features, units = p["x"].shape[2], p["h0"].shape[1]
     lstm = torch.nn.LSTM(features, units, batch_first=True)
@@ -125,16 +172,21 @@ def main():
         f"torch {torch.__version__}, numpy {np.__version__}"
     )
     for units in arguments.units:
-        problem = make_lstm_problem(arguments.batch, arguments.steps, arguments.features, units)
-        seconds = time_alternately(
-            {"numba": numba_step(problem), "torch": torch_step(problem, torch)},
-            arguments.repeats,
-            clock,
-        )
+        shape = (arguments.batch, arguments.steps, arguments.features)
+        problem = make_lstm_problem(*shape, units)
+        if arguments.stacked:
+            second = make_lstm_problem(arguments.batch, arguments.steps, units, units, seed=1)
+            runs = {
+                "numba": numba_stacked_step(problem, second),
+                "torch": torch_stacked_step(problem, second, torch),
+            }
+        else:
+            runs = {"numba": numba_step(problem), "torch": torch_step(problem, torch)}
+        seconds = time_alternately(runs, arguments.repeats, clock)
         best = {name: min(values) for name, values in seconds.items()}
         median = {name: float(np.median(values)) for name, values in seconds.items()}
         print(
-            f"LSTM({units}) x ({arguments.batch}, {arguments.steps}, {arguments.features}) "
+            f"{'2 x ' if arguments.stacked else ''}LSTM({units}) x {shape} "
             f"fwd+bwd  numba {best['numba'] * 1e3:7.1f} ms (median {median['numba'] * 1e3:7.1f})"
             f"  torch {best['torch'] * 1e3:7.1f} ms (median {median['torch'] * 1e3:7.1f})"
             f"  numba/torch {best['numba'] / best['torch']:.2f}"
