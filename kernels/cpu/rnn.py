@@ -10,12 +10,14 @@ of work goes to the tool that does it fastest:
   for the recurrent part `h_{t-1} @ recurrent_kernel`.
 * tanh and sigmoid go to NumPy's ufuncs, which use SIMD instructions: on an
   AVX-512 machine they cost under a nanosecond per float32 element, while the
-  scalar `exp` or `tanh` that Numba calls from the C maths library costs five
-  to thirty.  (Measured; see benchmarks/NOTES.md, "recurrent kernels".)
-* The rest of the elementwise arithmetic of a step, the cell update forward
-  and the whole gate derivative backward, is one fused Numba kernel that reads
-  and writes each element once instead of making a dozen NumPy temporaries.
-  These kernels are plain loops (no `parallel=True`): a Numba thread pool
+  scalar `exp` or `tanh` that Numba calls from the C maths library costs 5 to
+  45 ns.  (Measured; see benchmarks/NOTES.md, "recurrent kernels".)
+* The rest of the elementwise arithmetic goes to fused Numba kernels that read
+  and write each element once instead of making NumPy temporaries: backward,
+  one kernel per step does the whole gate derivative (act(c_t) is computed
+  beforehand for all steps at once); forward, one kernel sits between each
+  pair of activation passes (LSTM: the cell update; GRU: three, because r
+  must be activated before the candidate can be formed).  These kernels are plain loops (no `parallel=True`): a Numba thread pool
   next to OpenBLAS's made every step several times slower on two cores,
   because each pool's idle threads spin while the other one works.
 * Backward, each step turns the incoming gradient into the gradient of the
@@ -105,18 +107,20 @@ def check_shapes(cell, gate_count, x, h0, kernel, recurrent_kernel):
             f"{cell} expects x of shape (batch, time, features), got {np.shape(x)}; "
             "a recurrent layer fed by another one needs return_sequences=True there"
         )
-    batch, _, features = x.shape
+    batch, steps, features = x.shape
+    if steps == 0:
+        raise ValueError(f"{cell}: x {x.shape} has no time steps; sequences need at least one")
     units = np.shape(recurrent_kernel)[0]
     check_shape(cell, "h0", h0, (batch, units))
     check_shape(cell, "kernel", kernel, (features, gate_count * units))
     check_shape(cell, "recurrent_kernel", recurrent_kernel, (units, gate_count * units))
 
 
-def check_sequences(cell, x, units, **sequences_and_widths):
-    """Each named (N, T, width) array matches x's batch and time."""
+def check_sequences(cell, x, units, **arrays_and_blocks):
+    """Each named array is (N, T, blocks * units), N and T those of x."""
     batch, steps, _ = x.shape
-    for name, (array, width) in sequences_and_widths.items():
-        check_shape(cell, name, array, (batch, steps, width * units))
+    for name, (array, blocks) in arrays_and_blocks.items():
+        check_shape(cell, name, array, (batch, steps, blocks * units))
 
 
 def as_contiguous(dtype, *arrays):
@@ -193,7 +197,7 @@ def simple_rnn_step_backward(grad_h_seq, grad_h_from_later, h, grad_z, act):
 
 
 def simple_rnn_forward(x, h0, kernel, recurrent_kernel, bias, activation):
-    activation_code(activation)
+    activation_code(activation)  # raises ValueError for an unknown name
     check_shapes("simple_rnn", 1, x, h0, kernel, recurrent_kernel)
     check_shape("simple_rnn", "bias", bias, (kernel.shape[1],))
     dtype = x.dtype
@@ -276,7 +280,7 @@ def activate_lstm_gates(z, units, activation, recurrent_activation):
 
 
 def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, activation, recurrent_activation):
-    activation_code(activation)
+    activation_code(activation)  # raises ValueError for an unknown name
     activation_code(recurrent_activation)
     check_shapes("lstm", 4, x, h0, kernel, recurrent_kernel)
     check_shape("lstm", "c0", c0, h0.shape)
@@ -420,7 +424,7 @@ def gru_step_backward(
 
 
 def gru_forward(x, h0, kernel, recurrent_kernel, bias, activation, recurrent_activation):
-    activation_code(activation)
+    activation_code(activation)  # raises ValueError for an unknown name
     activation_code(recurrent_activation)
     check_shapes("gru", 3, x, h0, kernel, recurrent_kernel)
     # Keras reset_after=True: one bias row for each of the two projections.

@@ -65,7 +65,7 @@ def make_problem(cell, batch, steps, features, units, dtype, seed):
     def normal(*shape, scale=1.0):
         return (scale * rng.standard_normal(shape)).astype(dtype)
 
-    problem = {
+    return {
         "x": normal(batch, steps, features),
         "h0": normal(batch, units, scale=0.5),
         "c0": normal(batch, units, scale=0.5),
@@ -75,7 +75,6 @@ def make_problem(cell, batch, steps, features, units, dtype, seed):
         "grad_h_seq": normal(batch, steps, units),
         "grad_c_last": normal(batch, units),
     }
-    return problem
 
 
 def run_forward(kernel_set, cell, problem, activation, recurrent_activation):
@@ -90,10 +89,8 @@ def run_forward(kernel_set, cell, problem, activation, recurrent_activation):
 
 def run_backward(kernel_set, cell, problem, forward_outputs, activation, recurrent_activation):
     backward = rnn_kernel(kernel_set, f"{cell}_backward")
-    on_device = {
-        name: kernel_set.asarray(value) for name, value in {**problem, **forward_outputs}.items()
-    }
-    p = on_device
+    # Every input and forward output, moved to the set's device.
+    p = {name: kernel_set.asarray(value) for name, value in {**problem, **forward_outputs}.items()}
     if cell == "simple_rnn":
         grads = backward(
             p["x"], p["h0"], p["kernel"], p["recurrent_kernel"], p["h_seq"], p["grad_h_seq"],
@@ -204,7 +201,9 @@ def test_unknown_activation_name_raises(candidate, reference, cell, which):
     names = {"activation": "tanh", "recurrent_activation": "sigmoid", which: "gelu"}
     for kernel_set in (candidate, reference_set(reference)):
         with pytest.raises(ValueError, match="gelu"):
-            run_forward(kernel_set, cell, problem, names["activation"], names["recurrent_activation"])
+            run_forward(
+                kernel_set, cell, problem, names["activation"], names["recurrent_activation"]
+            )
 
 
 def test_cpu_names_a_missing_return_sequences():
@@ -216,6 +215,17 @@ def test_cpu_names_a_missing_return_sequences():
         cpu_rnn.lstm_forward(
             flat_x, np.zeros((2, units)), np.zeros((2, units)), np.zeros((3, 4 * units)),
             np.zeros((units, 4 * units)), np.zeros(4 * units), "tanh", "sigmoid",
+        )
+
+
+def test_cpu_rejects_an_empty_sequence():
+    from deepbreadth.kernels.cpu import rnn as cpu_rnn
+
+    units = 2
+    with pytest.raises(ValueError, match="no time steps"):
+        cpu_rnn.gru_forward(
+            np.zeros((2, 0, 3)), np.zeros((2, units)), np.zeros((3, 3 * units)),
+            np.zeros((units, 3 * units)), np.zeros((2, 3 * units)), "tanh", "sigmoid",
         )
 
 
@@ -294,7 +304,8 @@ def torch_module(torch, cell, problem, activation):
     kernel, recurrent_kernel, bias = problem["kernel"], problem["recurrent_kernel"], problem["bias"]
     if cell == "gru":
         # PyTorch's GRU is Keras's reset_after=True, with two bias vectors.
-        kernel, recurrent_kernel = swap_first_two_gates(kernel), swap_first_two_gates(recurrent_kernel)
+        kernel = swap_first_two_gates(kernel)
+        recurrent_kernel = swap_first_two_gates(recurrent_kernel)
         input_bias, recurrent_bias = swap_first_two_gates(bias[0]), swap_first_two_gates(bias[1])
     else:
         # One Keras bias: put it all on the input side.
