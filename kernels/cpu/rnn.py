@@ -15,11 +15,13 @@ of work goes to the tool that does it fastest:
 * The rest of the elementwise arithmetic goes to fused Numba kernels that read
   and write each element once instead of making NumPy temporaries: backward,
   one kernel per step does the whole gate derivative (act(c_t) is computed
-  beforehand for all steps at once); forward, one kernel sits between each
-  pair of activation passes (LSTM: the cell update; GRU: three, because r
-  must be activated before the candidate can be formed).  These kernels are plain loops (no `parallel=True`): a Numba thread pool
-  next to OpenBLAS's made every step several times slower on two cores,
-  because each pool's idle threads spin while the other one works.
+  beforehand for all steps at once); forward, small kernels do the arithmetic
+  around the activation passes (LSTM: the cell update; GRU: the gate inputs,
+  the candidate input and the state update, three because r must be
+  activated before the candidate can be formed).  These kernels are
+  plain loops (no `parallel=True`): a Numba thread pool next to OpenBLAS's
+  made every step several times slower on two cores, because each pool's
+  idle threads spin while the other one works.
 * Backward, each step turns the incoming gradient into the gradient of the
   gate pre-activations, `grad_z`, kept for every step.  The weight gradients
   are sums over time of products with `grad_z`, so each is computed at the end
