@@ -4,23 +4,22 @@ A convolution is a matrix product in disguise.  `im2col` copies, for every
 output pixel, the KH * KW * C input values under its window into one row of a
 "column matrix" (zeros where the window hangs over the padding).  Then
 
-    forward          y       = cols @ w_matrix            (one GEMM)
-    kernel gradient  grad_w  = cols.T @ grad_y            (one GEMM)
-    input gradient   grad_cols = grad_y @ w_matrix.T      (one GEMM)
+    forward          y       = cols @ w_matrix            (a GEMM)
+    kernel gradient  grad_w  = cols.T @ grad_y            (a GEMM)
+    input gradient   grad_cols = grad_y @ w_matrix.T      (a GEMM)
                      grad_x  = col2im(grad_cols)          (scatter-add back)
 
 where w_matrix is the kernel (KH, KW, C, F) read as (KH * KW * C, F): its row
 order (tap row, tap column, channel) is the column order im2col writes.  GEMMs
 run near the machine's peak in BLAS, so the Numba code only has to copy.
 
-The batch goes through in chunks, so that the column matrix (KH * KW times
-the size of the input) never takes more than COLUMN_CHUNK_BYTES of memory.
-
-The Numba loops are serial on purpose: BLAS already runs the GEMMs on every
-core, and handing the cores back and forth between BLAS's threads and Numba's
-threads cost about 5 ms per hand-off on a 2-core machine (each pool spins for a
-while before it sleeps), far more than the copy itself (about 1 ms for a
-128-image batch).  See benchmarks/NOTES.md.
+The batch goes through in chunks of a few images, about 1 MiB of column matrix
+each: the chunk im2col writes is still in the core's cache when the GEMM reads
+it (about 20% faster than one GEMM over the whole batch).  Chunks are shared
+out between threads by `threads.for_each_chunk`, with BLAS held to one thread;
+the reasons, and the fallback when BLAS cannot be held, are in threads.py.
+The Numba loops release the GIL (`nogil=True`) so that two chunks can run at
+once.
 
 The shape checks come from the reference set (reference/conv.py), so both sets
 accept and refuse exactly the same arguments.
@@ -29,15 +28,8 @@ import numpy as np
 from numba import njit
 
 from ..reference.conv import conv1d_as_conv2d, conv2d_output_size
-
-# Bytes of column matrix per chunk.  Chunks keep the memory a call needs bounded
-# however large the batch.  Smaller chunks (2 MiB) ran about 15% faster on one
-# thread, the matrix still warm in cache when the GEMM reads it; but every chunk
-# is one more BLAS call whose threads must all be scheduled before it finishes,
-# and on a busy 2-core machine 2 MiB chunks took 3.6x longer (median) than one
-# call per pass.  32 MiB runs each MNIST-sized layer in a single GEMM.
-# (benchmarks/NOTES.md has the measurements.)
-COLUMN_CHUNK_BYTES = 32 * 2**20
+from .threads import (BLAS_THREADED_CHUNK_BYTES, CACHE_CHUNK_BYTES, blas_on_one_thread,
+                      can_share_out, for_each_chunk, lane_count)
 
 
 def result_dtype(array):
@@ -47,13 +39,7 @@ def result_dtype(array):
     return array.dtype
 
 
-def batch_chunks(batch, row_bytes_per_image):
-    """(start, stop) ranges of images whose column matrix fits COLUMN_CHUNK_BYTES."""
-    images = max(1, COLUMN_CHUNK_BYTES // max(1, row_bytes_per_image))
-    return [(start, min(start + images, batch)) for start in range(0, batch, images)]
-
-
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def im2col(x, kernel_size, stride, pad_before, dilation, output_size, cols):
     """Fill cols (N * OH * OW, KH * KW * C) with the window of every output pixel."""
     batch, height, width, channels = x.shape
@@ -82,16 +68,19 @@ def im2col(x, kernel_size, stride, pad_before, dilation, output_size, cols):
                                 cols[row, col + c] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def col2im(grad_cols, kernel_size, stride, pad_before, dilation, output_size, grad_x):
-    """Add every row of grad_cols back onto the input pixels its window covers.
+    """Overwrite grad_x with the sum of every row of grad_cols added back onto the
+    input pixels its window covers.
 
-    grad_x must start at zero.  Windows overlap when the stride is smaller than
-    the kernel, so several rows add into the same pixel.
+    Windows overlap when the stride is smaller than the kernel, so several rows
+    add into the same pixel.  grad_x is zeroed here, chunk by chunk, while it is
+    in cache, rather than by a separate pass over the whole batch.
     """
     batch, height, width, channels = grad_x.shape
     kernel_h, kernel_w = kernel_size
     out_h, out_w = output_size
+    grad_x[...] = 0.0
     for n in range(batch):
         for oh in range(out_h):
             for ow in range(out_w):
@@ -126,17 +115,30 @@ class ConvGeometry:
     def arguments(self):
         return self.kernel_size, self.stride, self.pad_before, self.dilation, self.output_size
 
-    def chunks(self, batch, itemsize):
-        """(image range, row range) pairs covering the batch chunk by chunk."""
-        row_bytes = self.pixels_per_image * self.column_width * itemsize
-        for start, stop in batch_chunks(batch, row_bytes):
-            yield (start, stop), (start * self.pixels_per_image, stop * self.pixels_per_image)
+    def run_in_chunks(self, batch, dtype, work):
+        """Call work(start, stop, columns, lane) for chunks of images [start, stop)
+        covering the batch; `columns` is the lane's own buffer, one row per output
+        pixel of the chunk.  See the module docstring for the chunk sizes."""
+        share_out = can_share_out()
+        chunk_bytes = CACHE_CHUNK_BYTES if share_out else BLAS_THREADED_CHUNK_BYTES
+        row_bytes = self.pixels_per_image * self.column_width * dtype.itemsize
+        images = max(1, chunk_bytes // max(1, row_bytes))
+        starts = range(0, batch, images)
+        buffers = {}
 
-    def column_buffer(self, batch, dtype):
-        """Room for the column matrix of the largest chunk."""
-        largest = max((stop - start for (start, stop), _ in self.chunks(batch, dtype.itemsize)),
-                      default=0)
-        return np.empty((largest * self.pixels_per_image, self.column_width), dtype=dtype)
+        def chunk(index, lane):
+            start = starts[index]
+            stop = min(start + images, batch)
+            if lane not in buffers:
+                buffers[lane] = np.empty((images * self.pixels_per_image, self.column_width),
+                                         dtype=dtype)
+            work(start, stop, buffers[lane][: (stop - start) * self.pixels_per_image], lane)
+
+        if not share_out:
+            for_each_chunk(len(starts), chunk, lanes=1)
+            return
+        with blas_on_one_thread():
+            for_each_chunk(len(starts), chunk, lanes=lane_count())
 
 
 def conv2d_forward(x, w, stride, padding, dilation):
@@ -148,11 +150,13 @@ def conv2d_forward(x, w, stride, padding, dilation):
     w_matrix = np.ascontiguousarray(w, dtype=dtype).reshape(-1, filters)
     y = np.empty((x.shape[0], *geometry.output_size, filters), dtype=dtype)
     y_rows = y.reshape(-1, filters)
-    buffer = geometry.column_buffer(x.shape[0], dtype)
-    for (start, stop), (row_start, row_stop) in geometry.chunks(x.shape[0], dtype.itemsize):
-        cols = buffer[: row_stop - row_start]
+    pixels = geometry.pixels_per_image
+
+    def forward_chunk(start, stop, cols, lane):
         im2col(x[start:stop], *geometry.arguments(), cols)
-        np.matmul(cols, w_matrix, out=y_rows[row_start:row_stop])
+        np.matmul(cols, w_matrix, out=y_rows[start * pixels:stop * pixels])
+
+    geometry.run_in_chunks(x.shape[0], dtype, forward_chunk)
     return y
 
 
@@ -163,12 +167,14 @@ def conv2d_backward_input(grad_y, w, x_shape, stride, padding, dilation):
     filters = w.shape[3]
     grad_y_rows = np.ascontiguousarray(grad_y, dtype=dtype).reshape(-1, filters)
     w_matrix_t = np.ascontiguousarray(w, dtype=dtype).reshape(-1, filters).T
-    grad_x = np.zeros(tuple(x_shape), dtype=dtype)
-    buffer = geometry.column_buffer(x_shape[0], dtype)
-    for (start, stop), (row_start, row_stop) in geometry.chunks(x_shape[0], dtype.itemsize):
-        grad_cols = buffer[: row_stop - row_start]
-        np.matmul(grad_y_rows[row_start:row_stop], w_matrix_t, out=grad_cols)
+    grad_x = np.empty(tuple(x_shape), dtype=dtype)
+    pixels = geometry.pixels_per_image
+
+    def input_chunk(start, stop, grad_cols, lane):
+        np.matmul(grad_y_rows[start * pixels:stop * pixels], w_matrix_t, out=grad_cols)
         col2im(grad_cols, *geometry.arguments(), grad_x[start:stop])
+
+    geometry.run_in_chunks(x_shape[0], dtype, input_chunk)
     return grad_x
 
 
@@ -179,14 +185,22 @@ def conv2d_backward_kernel(x, grad_y, w_shape, stride, padding, dilation):
     x = np.ascontiguousarray(x, dtype=dtype)
     filters = w_shape[3]
     grad_y_rows = np.ascontiguousarray(grad_y, dtype=dtype).reshape(-1, filters)
-    grad_w = np.zeros((geometry.column_width, filters), dtype=dtype)
-    chunk_grad_w = np.empty_like(grad_w)
-    buffer = geometry.column_buffer(x.shape[0], dtype)
-    for (start, stop), (row_start, row_stop) in geometry.chunks(x.shape[0], dtype.itemsize):
-        cols = buffer[: row_stop - row_start]
+    pixels = geometry.pixels_per_image
+    # One running sum per lane, so that lanes never add into the same array.
+    sums, products = {}, {}
+
+    def kernel_chunk(start, stop, cols, lane):
         im2col(x[start:stop], *geometry.arguments(), cols)
-        np.matmul(cols.T, grad_y_rows[row_start:row_stop], out=chunk_grad_w)
-        grad_w += chunk_grad_w
+        if lane not in sums:
+            sums[lane] = np.zeros((geometry.column_width, filters), dtype=dtype)
+            products[lane] = np.empty_like(sums[lane])
+        np.matmul(cols.T, grad_y_rows[start * pixels:stop * pixels], out=products[lane])
+        sums[lane] += products[lane]
+
+    geometry.run_in_chunks(x.shape[0], dtype, kernel_chunk)
+    grad_w = np.zeros((geometry.column_width, filters), dtype=dtype)
+    for lane_sum in sums.values():
+        grad_w += lane_sum
     return grad_w.reshape(tuple(w_shape))
 
 

@@ -1,0 +1,166 @@
+"""How the CPU kernels use threads: BLAS on one thread, the batch shared out in chunks.
+
+A training step on the CPU is a long chain of short calls: a GEMM, a Numba
+loop, another GEMM. Handing each call to a thread pool that splits it into
+fixed parts (what BLAS does) makes every call wait for its slowest part. On a
+quiet machine that costs little; on a shared one it is ruinous. A BLAS worker
+thread that has not been scheduled holds up the GEMM until it is, and after
+the GEMM it keeps spinning for a while, taking the core from the next Numba
+loop. On the development machines (2 cores, load 5 to 7, Linux grouping all
+threads of a session into one share of the CPU) two BLAS threads made the
+MNIST CNN step 4x slower than one thread and the MLP step 15x slower (median;
+benchmarks/NOTES.md, "training step W1/W2").
+
+So the kernels that split their work (the convolutions) run BLAS on one
+thread and share the batch out themselves: the batch is cut into chunks of a
+few images, and each of `lane_count()` threads (the calling thread and
+`lane_count() - 1` helpers) takes the next chunk until none is left. Nobody
+waits for a thread that has not started: if a helper is not scheduled, the
+calling thread simply takes every chunk itself. Idle helpers sleep, they do
+not spin. For this the work done per chunk must release Python's GIL: NumPy's
+matmul does, and the Numba cores are compiled with `nogil=True`.
+
+Chunks of about 1 MiB of column matrix also stay in the core's cache between
+im2col and the GEMM that reads them: about 20% faster on one thread than one
+GEMM over the whole batch.
+
+`lane_count()` is Numba's thread count (NUMBA_NUM_THREADS, or
+numba.set_num_threads). BLAS's thread count is read and set through
+threadpoolctl where it is installed; without it, BLAS is taken to be
+single-threaded only when OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS) is 1, and
+otherwise the kernels fall back to one GEMM per pass on one lane, leaving the
+threads to BLAS.
+"""
+import contextlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+
+# The chunk size when BLAS runs on one thread: about 1 MiB of column matrix,
+# which measured best between 0.25 and 2 MiB (benchmarks/NOTES.md).
+CACHE_CHUNK_BYTES = 2**20
+# When BLAS keeps its own threads, one GEMM per pass (each BLAS call makes its
+# threads meet, so fewer and larger calls are better); memory stays bounded.
+BLAS_THREADED_CHUNK_BYTES = 32 * 2**20
+
+_blas = {"looked_up": False, "controllers": ()}
+_helpers = {"count": 0, "pool": None}
+
+
+def lane_count():
+    """How many threads a kernel may use: Numba's thread count."""
+    return numba.get_num_threads()
+
+
+def _blas_controllers():
+    """threadpoolctl's controllers of the loaded BLAS libraries, or () without it."""
+    if not _blas["looked_up"]:
+        _blas["looked_up"] = True
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return ()
+        _blas["controllers"] = tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+    return _blas["controllers"]
+
+
+def blas_is_single_threaded():
+    """True when every BLAS call already runs on one thread."""
+    controllers = _blas_controllers()
+    if controllers:
+        return all(controller.get_num_threads() == 1 for controller in controllers)
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        if variable in os.environ:
+            return os.environ[variable].strip() == "1"
+    return False
+
+
+def can_share_out():
+    """True when BLAS can be held to one thread, so the kernels may use their lanes."""
+    return bool(_blas_controllers()) or blas_is_single_threaded()
+
+
+@contextlib.contextmanager
+def blas_on_one_thread():
+    """BLAS on one thread inside the block, its previous setting restored after."""
+    changed = []
+    for controller in _blas_controllers():
+        threads = controller.get_num_threads()
+        if threads != 1:
+            controller.set_num_threads(1)
+            changed.append((controller, threads))
+    try:
+        yield
+    finally:
+        for controller, threads in changed:
+            controller.set_num_threads(threads)
+
+
+def _helper_pool(helpers):
+    if _helpers["count"] != helpers:
+        if _helpers["pool"] is not None:
+            _helpers["pool"].shutdown(wait=False)
+        _helpers["pool"] = ThreadPoolExecutor(helpers, thread_name_prefix="deepbreadth-lane")
+        _helpers["count"] = helpers
+    return _helpers["pool"]
+
+
+class _Chunks:
+    """Chunk indices 0 .. count-1, handed out one at a time to whichever lane asks."""
+
+    def __init__(self, count, work):
+        self.count = count
+        self.work = work
+        self.next = 0
+        self.running = 0
+        self.error = None
+        self.changed = threading.Condition()
+
+    def take(self, lane):
+        """Run work(index, lane) for the next free index until none is left."""
+        while True:
+            with self.changed:
+                if self.next >= self.count or self.error is not None:
+                    return
+                index = self.next
+                self.next += 1
+                self.running += 1
+            try:
+                self.work(index, lane)
+            except BaseException as error:  # re-raised in the calling thread
+                self.error = error
+            finally:
+                with self.changed:
+                    self.running -= 1
+                    self.changed.notify_all()
+
+    def wait_for_running(self):
+        """Wait for chunks other lanes have started; a lane that never started
+        finds nothing left when it does, and is not waited for."""
+        with self.changed:
+            while self.running:
+                self.changed.wait()
+        if self.error is not None:
+            raise self.error
+
+
+def for_each_chunk(count, work, lanes):
+    """Call work(index, lane) once for every index in range(count).
+
+    `lane` (0 .. lanes-1) tells which thread runs the call, so that each lane
+    can have its own scratch buffers. With one lane, or one chunk, everything
+    runs here, in order.
+    """
+    lanes = min(lanes, count)
+    if lanes <= 1:
+        for index in range(count):
+            work(index, 0)
+        return
+    chunks = _Chunks(count, work)
+    pool = _helper_pool(lanes - 1)
+    for lane in range(1, lanes):
+        pool.submit(chunks.take, lane)
+    chunks.take(0)
+    chunks.wait_for_running()
