@@ -116,6 +116,46 @@ def avg_pool2d_backward_core(grad_y, pool, stride, pad_before, grad_x):
                             grad_x[n, h, w, c] += grad_y[n, oh, ow, c] / count
 
 
+@njit(cache=True, nogil=True)
+def max_pool2x2_core(x, y, argmax):
+    """max_pool2d_core for the layer's default, 2x2 windows side by side, unpadded.
+
+    With the window's four elements named one by one, each channel keeps its
+    running maximum in a register and the compiler turns the comparisons into
+    vector selects over the channels: 1.5x faster than the general loop, whose
+    running maxima live in memory (1.6 -> 1.05 ms on 128x26x26x32, one core).
+    Same rule as the general loop: start from -inf, a strict `>` replaces.
+    """
+    batch, height, width, channels = x.shape
+    out_h, out_w = y.shape[1], y.shape[2]
+    for n in range(batch):
+        for oh in range(out_h):
+            h = 2 * oh
+            for ow in range(out_w):
+                w = 2 * ow
+                top_left = h * width + w
+                for c in range(channels):
+                    best = -np.inf
+                    winner = top_left
+                    value = x[n, h, w, c]
+                    if value > best:
+                        best = value
+                    value = x[n, h, w + 1, c]
+                    if value > best:
+                        best = value
+                        winner = top_left + 1
+                    value = x[n, h + 1, w, c]
+                    if value > best:
+                        best = value
+                        winner = top_left + width
+                    value = x[n, h + 1, w + 1, c]
+                    if value > best:
+                        best = value
+                        winner = top_left + width + 1
+                    y[n, oh, ow, c] = best
+                    argmax[n, oh, ow, c] = winner
+
+
 def max_pool2d_forward(x, pool, stride, padding):
     """x (N, H, W, C) -> (y, argmax), both (N, OH, OW, C); argmax = h * W + w."""
     output_size = pool2d_output_size(x.shape, pool, stride, padding)
@@ -124,7 +164,12 @@ def max_pool2d_forward(x, pool, stride, padding):
     shape = (x.shape[0], *output_size, x.shape[3])
     y = np.empty(shape, dtype=dtype)
     argmax = np.empty(shape, dtype=np.int64)
-    max_pool2d_core(x, as_ints(pool), as_ints(stride), as_ints(p[0] for p in padding), y, argmax)
+    pool, stride, pad_before = as_ints(pool), as_ints(stride), as_ints(p[0] for p in padding)
+    windows_inside = 2 * output_size[0] <= x.shape[1] and 2 * output_size[1] <= x.shape[2]
+    if pool == (2, 2) and stride == (2, 2) and pad_before == (0, 0) and windows_inside:
+        max_pool2x2_core(x, y, argmax)
+    else:
+        max_pool2d_core(x, pool, stride, pad_before, y, argmax)
     return y, argmax
 
 
