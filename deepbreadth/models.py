@@ -33,6 +33,7 @@ one of them. Data comes in as NumPy arrays; each batch becomes a Tensor of the
 model's dtype on the device of its weights, so the same call trains on the CPU
 and on the GPU.
 """
+import contextlib
 import json
 import math
 import numbers
@@ -91,6 +92,24 @@ def _numpy_of(data):
     if backend.is_gpu_array(data):
         return backend.to_device(data, "cpu")
     return np.asarray(data)
+
+
+def _kernel_threads(device):
+    """Who runs the threads during a step: with the Numba kernels on the CPU, BLAS
+    is held to one thread and the kernels share the batch out themselves.
+
+    BLAS splits every matrix product between its threads and makes them meet at
+    the end; between products its idle threads spin. A step of an eager engine
+    is a chain of small products and Numba loops, so on a busy machine the
+    spinning threads take the cores from the next loop, and each product waits
+    for a thread that is not running: two BLAS threads made the MNIST MLP step
+    15x slower (median) than one. See kernels/cpu/threads.py and
+    benchmarks/NOTES.md ("training step W1/W2").
+    """
+    if device != "cpu" or backend.get_backend() != "numba":
+        return contextlib.nullcontext()
+    from .kernels.cpu.threads import blas_on_one_thread
+    return blas_on_one_thread()
 
 
 def _as_array_list(data, name, expected_count):
@@ -505,6 +524,10 @@ class Model(Layer):
         A NaN or infinite loss is returned without updating the weights, so
         they keep their last finite values.
         """
+        with _kernel_threads(device):
+            return self._train_step_body(x_arrays, y_arrays, sample_weight, weights, device)
+
+    def _train_step_body(self, x_arrays, y_arrays, sample_weight, weights, device):
         outputs = self(self._model_input(x_arrays, device), training=True)
         loss = self.loss(self._targets(y_arrays, device), outputs, sample_weight=sample_weight)
         loss_value = float(loss.item())
@@ -518,7 +541,7 @@ class Model(Layer):
 
     def _test_step(self, x_arrays, y_arrays, sample_weight):
         device = self._weights_device()
-        with no_grad():
+        with no_grad(), _kernel_threads(device):
             outputs = self(self._model_input(x_arrays, device), training=False)
             loss = self.loss(self._targets(y_arrays, device), outputs, sample_weight=sample_weight)
         loss_value = float(loss.item())
@@ -533,8 +556,9 @@ class Model(Layer):
             metric.update_state(y_arrays[0], predictions)
 
     def _predict_step(self, x_arrays):
-        with no_grad():
-            outputs = self(self._model_input(x_arrays, self._weights_device()), training=False)
+        device = self._weights_device()
+        with no_grad(), _kernel_threads(device):
+            outputs = self(self._model_input(x_arrays, device), training=False)
         return [output.numpy() for output in _flatten(outputs)]
 
     # -- preparing data ---------------------------------------------------------------
