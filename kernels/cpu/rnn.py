@@ -148,27 +148,27 @@ def project_inputs(x_time_major, kernel, bias):
     return projection.reshape(steps, batch, -1)
 
 
-def previous_states(h, h0):
-    """h_{t-1} for every t, time-major (T, N, U): h0 followed by all but the last."""
-    h_prev = np.empty_like(h)
-    h_prev[0] = h0
-    h_prev[1:] = h[:-1]
-    return h_prev
-
-
-def weight_gradients(x, h_prev, grad_input_side, grad_recurrent_side, kernel):
+def weight_gradients(x, h, h0, grad_input_side, grad_recurrent_side, kernel):
     """The sums over time, each as one matrix product over all T*N rows.
 
-    All sequences are time-major.  Returns grad_x (batch-major view),
-    grad_kernel, grad_recurrent_kernel and the two bias gradients.
+    All sequences are time-major; h holds the states after each step, so the
+    state entering step t is h0 for t = 0 and h[t-1] after.  Returns grad_x
+    (batch-major view), grad_kernel, grad_recurrent_kernel and the two bias
+    gradients.
     """
     steps, batch, features = x.shape
+    units = h.shape[2]
     rows = steps * batch
     grad_in = grad_input_side.reshape(rows, -1)
     grad_rec = grad_recurrent_side.reshape(rows, -1)
     grad_x = (grad_in @ kernel.T).reshape(steps, batch, features)
     grad_kernel = x.reshape(rows, features).T @ grad_in
-    grad_recurrent_kernel = h_prev.reshape(rows, -1).T @ grad_rec
+    # Steps 1..T-1 see h[0..T-2]: a contiguous block of h, so no array of
+    # previous states has to be built; step 0's share, from h0, is added
+    # apart, and skipped when h0 is zero (the usual case) as it adds nothing.
+    grad_recurrent_kernel = h[:-1].reshape(-1, units).T @ grad_rec[batch:]
+    if h0.any():
+        grad_recurrent_kernel += h0.T @ grad_rec[:batch]
     return (
         batch_major(grad_x),
         grad_kernel,
@@ -176,6 +176,13 @@ def weight_gradients(x, h_prev, grad_input_side, grad_recurrent_side, kernel):
         grad_in.sum(axis=0),
         grad_rec.sum(axis=0),
     )
+
+
+def transposed_copy(matrix):
+    """matrix.T as a C-contiguous array.  The backward's per-step product
+    grad_z @ recurrent_kernel.T ran 5 to 10% faster in OpenBLAS with the
+    transpose made once per call than with the transposed view."""
+    return np.ascontiguousarray(matrix.T)
 
 
 def state_before(t, sequence, initial):
@@ -222,14 +229,15 @@ def simple_rnn_backward(x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, acti
     dtype = x.dtype
     h0, kernel, recurrent_kernel = as_contiguous(dtype, h0, kernel, recurrent_kernel)
     x, h, grad_h_seq = (time_major(a, dtype) for a in (x, h_seq, grad_h_seq))
+    recurrent_kernel_t = transposed_copy(recurrent_kernel)
 
     grad_z = np.empty_like(h)
     grad_h_from_later = np.zeros_like(h0)
     for t in reversed(range(h.shape[0])):
         simple_rnn_step_backward(grad_h_seq[t], grad_h_from_later, h[t], grad_z[t], act)
-        np.matmul(grad_z[t], recurrent_kernel.T, out=grad_h_from_later)
+        np.matmul(grad_z[t], recurrent_kernel_t, out=grad_h_from_later)
     grad_x, grad_kernel, grad_recurrent_kernel, grad_bias, _ = weight_gradients(
-        x, previous_states(h, h0), grad_z, grad_z, kernel
+        x, h, h0, grad_z, grad_z, kernel
     )
     return grad_x, grad_h_from_later, grad_kernel, grad_recurrent_kernel, grad_bias
 
@@ -249,6 +257,74 @@ def lstm_cell_update(gates, c_prev, c):
             f = gates[n, units + j]
             g = gates[n, 2 * units + j]
             c[n, j] = f * c_prev[n, j] + i * g
+
+
+# float32 constants for the default-activation kernels: a Python float is a
+# float64 to Numba and would turn float32 arithmetic into float64.
+HALF = np.float32(0.5)
+ONE = np.float32(1.0)
+
+
+@njit(cache=True)
+def lstm_cell_update_from_tanh(gates, c_prev, c):
+    """The default activations' cell update.  gates holds tanh(z_i / 2),
+    tanh(z_f / 2), tanh(z_c), tanh(z_o / 2) (see lstm_forward); turn the
+    three sigmoid gates into sigmoid(z) = 0.5 + 0.5 * tanh(z / 2) in place and
+    form c_t = f * c_{t-1} + i * g, all in one pass over the step's gates.
+    The row slices taken per sample let LLVM vectorize the inner loop (about
+    1.4x faster than indexing gates[n, k * units + j])."""
+    batch, units = c.shape
+    for n in range(batch):
+        i_row = gates[n, :units]
+        f_row = gates[n, units : 2 * units]
+        g_row = gates[n, 2 * units : 3 * units]
+        o_row = gates[n, 3 * units :]
+        c_prev_row = c_prev[n]
+        c_row = c[n]
+        for j in range(units):
+            i = HALF + HALF * i_row[j]
+            f = HALF + HALF * f_row[j]
+            i_row[j] = i
+            f_row[j] = f
+            o_row[j] = HALF + HALF * o_row[j]
+            c_row[j] = f * c_prev_row[j] + i * g_row[j]
+
+
+@njit(cache=True)
+def lstm_step_backward_tanh_sigmoid(
+    grad_h_seq, grad_h_from_later, grad_c, gates, act_c, c_prev, grad_z
+):
+    """lstm_step_backward for the default activations, with tanh' = 1 - y^2
+    and sigmoid' = y (1 - y) written out: the general kernel's branches on
+    the activation codes kept its loop from vectorizing (1.7 to 2x slower)."""
+    batch, units = grad_c.shape
+    for n in range(batch):
+        i_row = gates[n, :units]
+        f_row = gates[n, units : 2 * units]
+        g_row = gates[n, 2 * units : 3 * units]
+        o_row = gates[n, 3 * units :]
+        grad_i = grad_z[n, :units]
+        grad_f = grad_z[n, units : 2 * units]
+        grad_g = grad_z[n, 2 * units : 3 * units]
+        grad_o = grad_z[n, 3 * units :]
+        grad_h_row = grad_h_seq[n]
+        grad_later_row = grad_h_from_later[n]
+        grad_c_row = grad_c[n]
+        act_c_row = act_c[n]
+        c_prev_row = c_prev[n]
+        for j in range(units):
+            i = i_row[j]
+            f = f_row[j]
+            g = g_row[j]
+            o = o_row[j]
+            a = act_c_row[j]
+            grad_h = grad_h_row[j] + grad_later_row[j]
+            grad_cell = grad_c_row[j] + grad_h * o * (ONE - a * a)
+            grad_i[j] = grad_cell * g * (i * (ONE - i))
+            grad_f[j] = grad_cell * c_prev_row[j] * (f * (ONE - f))
+            grad_g[j] = grad_cell * i * (ONE - g * g)
+            grad_o[j] = grad_h * a * (o * (ONE - o))
+            grad_c_row[j] = grad_cell * f
 
 
 @njit(cache=True)
@@ -292,6 +368,20 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, activation, recurren
         dtype, h0, c0, kernel, recurrent_kernel, bias
     )
     units = recurrent_kernel.shape[0]
+    # The default activations (tanh, sigmoid) take a shortcut: sigmoid(z) =
+    # 0.5 + 0.5 * tanh(z / 2), and halving the i, f, o columns of the weights
+    # and bias makes every product deliver z / 2 for those gates.  Then one
+    # NumPy tanh pass activates all four gates of a step at once (instead of
+    # four passes per sigmoid block), and the cell-update kernel finishes the
+    # sigmoids on its way.  Halving is exact in floating point, so the values
+    # are those of the general path.
+    default_activations = activation == "tanh" and recurrent_activation == "sigmoid"
+    if default_activations:
+        halve_sigmoid_gates = np.full(4 * units, 0.5, dtype=dtype)
+        halve_sigmoid_gates[2 * units : 3 * units] = 1.0
+        kernel = kernel * halve_sigmoid_gates
+        recurrent_kernel = recurrent_kernel * halve_sigmoid_gates
+        bias = bias * halve_sigmoid_gates
     # Each step's slot starts as its input projection and becomes its gates.
     gates = project_inputs(time_major(x, dtype), kernel, bias)
     steps, batch, _ = gates.shape
@@ -302,8 +392,12 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, activation, recurren
         np.matmul(state_before(t, h, h0), recurrent_kernel, out=h_projection)
         z = gates[t]
         z += h_projection
-        activate_lstm_gates(z, units, activation, recurrent_activation)
-        lstm_cell_update(z, state_before(t, c, c0), c[t])
+        if default_activations:
+            np.tanh(z, out=z)
+            lstm_cell_update_from_tanh(z, state_before(t, c, c0), c[t])
+        else:
+            activate_lstm_gates(z, units, activation, recurrent_activation)
+            lstm_cell_update(z, state_before(t, c, c0), c[t])
         apply_activation(activation, c[t], out=h[t])
         h[t] *= z[:, 3 * units :]  # h_t = o * act(c_t)
     return batch_major(h), batch_major(c), batch_major(gates)
@@ -338,6 +432,7 @@ def lstm_backward(
     x, h, c, gates, grad_h_seq = (
         time_major(a, dtype) for a in (x, h_seq, c_seq, gates, grad_h_seq)
     )
+    recurrent_kernel_t = transposed_copy(recurrent_kernel)
     # act(c_t) for every step in one vectorized pass, outside the time loop.
     act_c = np.empty_like(c)
     apply_activation(activation, c, out=act_c)
@@ -345,14 +440,19 @@ def lstm_backward(
     grad_c = np.array(grad_c_last, dtype=dtype, order="C")  # a private copy, updated in place
     grad_z = np.empty_like(gates)
     grad_h_from_later = np.zeros_like(h0)
+    default_activations = act == TANH and rec_act == SIGMOID
     for t in reversed(range(gates.shape[0])):
-        lstm_step_backward(
+        step_arrays = (
             grad_h_seq[t], grad_h_from_later, grad_c, gates[t], act_c[t],
-            state_before(t, c, c0), grad_z[t], act, rec_act,
+            state_before(t, c, c0), grad_z[t],
         )
-        np.matmul(grad_z[t], recurrent_kernel.T, out=grad_h_from_later)
+        if default_activations:
+            lstm_step_backward_tanh_sigmoid(*step_arrays)
+        else:
+            lstm_step_backward(*step_arrays, act, rec_act)
+        np.matmul(grad_z[t], recurrent_kernel_t, out=grad_h_from_later)
     grad_x, grad_kernel, grad_recurrent_kernel, grad_bias, _ = weight_gradients(
-        x, previous_states(h, h0), grad_z, grad_z, kernel
+        x, h, h0, grad_z, grad_z, kernel
     )
     return grad_x, grad_h_from_later, grad_c, grad_kernel, grad_recurrent_kernel, grad_bias
 
@@ -465,6 +565,7 @@ def gru_backward(
     dtype = x.dtype
     h0, kernel, recurrent_kernel = as_contiguous(dtype, h0, kernel, recurrent_kernel)
     x, h, gates, grad_h_seq = (time_major(a, dtype) for a in (x, h_seq, gates, grad_h_seq))
+    recurrent_kernel_t = transposed_copy(recurrent_kernel)
 
     steps, batch, _ = h.shape
     grad_xz = np.empty((steps, batch, 3 * units), dtype=dtype)
@@ -476,9 +577,9 @@ def gru_backward(
             grad_h_seq[t], grad_h_from_later, grad_h_direct, gates[t], state_before(t, h, h0),
             grad_xz[t], grad_hz[t], act, rec_act,
         )
-        np.matmul(grad_hz[t], recurrent_kernel.T, out=grad_h_from_later)
+        np.matmul(grad_hz[t], recurrent_kernel_t, out=grad_h_from_later)
     grad_x, grad_kernel, grad_recurrent_kernel, grad_input_bias, grad_recurrent_bias = (
-        weight_gradients(x, previous_states(h, h0), grad_xz, grad_hz, kernel)
+        weight_gradients(x, h, h0, grad_xz, grad_hz, kernel)
     )
     grad_h0 = grad_h_from_later + grad_h_direct
     grad_bias = np.stack([grad_input_bias, grad_recurrent_bias])
