@@ -55,6 +55,8 @@ def softmax_cross_entropy(logits, labels):
             "without its last (class) axis"
         )
     labels = check_sparse_labels(labels, logits.shape[-1], on_device_of=logits.data)
+    if logits.ndim == 2:  # already rows: no reshape ops to record and run backward
+        return SoftmaxCrossEntropy.apply(logits, Tensor._wrap(labels))
     leading_shape = logits.shape[:-1]
     # The kernels work on rows: flatten every leading axis into one.
     rows = reshape(logits, (-1, logits.shape[-1]))
