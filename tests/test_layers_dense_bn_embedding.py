@@ -168,7 +168,9 @@ def test_batch_norm_matches_torch(backend_name, training):
     layer = BatchNormalization(gamma_initializer="random_normal", beta_initializer="random_normal",
                                moving_mean_initializer="random_normal")
     layer(x[:1])  # build, then give the moving variance values other than 1
-    layer.moving_variance.data[...] = [0.5, 2.0]
+    weights = layer.get_weights()  # gamma, beta, moving_mean, moving_variance
+    weights[3] = np.array([0.5, 2.0], dtype=np.float32)
+    layer.set_weights(weights)  # set_weights moves host arrays to the weights' device
     norm = torch_batch_norm(torch, layer)
     norm.train(training)
 
