@@ -32,6 +32,12 @@ from .threads import (BLAS_THREADED_CHUNK_BYTES, CACHE_CHUNK_BYTES, blas_on_one_
                       can_share_out, for_each_chunk, lane_count)
 
 
+# Inputs with at most this many channels use the transposed column matrix
+# (im2col_transposed). Forward + kernel gradient on 128x28x28xC -> 32, one core:
+# 7.5 -> 4.4 ms for C = 1, 14.8 -> 12.6 ms for C = 4, but slower from C = 6 on.
+FEW_CHANNELS = 4
+
+
 def result_dtype(array):
     """The dtype of a kernel's output: that of its first floating input."""
     if array.dtype not in (np.float32, np.float64):
@@ -66,6 +72,36 @@ def im2col(x, kernel_size, stride, pad_before, dilation, output_size, cols):
                         else:  # the window hangs over the zero padding
                             for c in range(channels):
                                 cols[row, col + c] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def im2col_transposed(x, kernel_size, stride, pad_before, dilation, output_size, cols_t):
+    """im2col into the transposed matrix cols_t (KH * KW * C, N * OH * OW).
+
+    For inputs with very few channels (MNIST's first layer has one), im2col's
+    copy of `channels` values per window tap is a single value: the loop spends
+    its time on bookkeeping.  Transposed, each (tap, channel) row receives the
+    values of a whole output row at once, a run of OW consecutive writes that
+    the compiler vectorizes: 2x faster on 128x28x28x1 (1.24 -> 0.64 ms), and
+    the GEMMs read the transposed matrix as fast (see FEW_CHANNELS).
+    """
+    batch, height, width, channels = x.shape
+    kernel_h, kernel_w = kernel_size
+    out_h, out_w = output_size
+    for n in range(batch):
+        for oh in range(out_h):
+            first_row = (n * out_h + oh) * out_w
+            for i in range(kernel_h):
+                h = oh * stride[0] - pad_before[0] + i * dilation[0]
+                for j in range(kernel_w):
+                    for c in range(channels):
+                        col = (i * kernel_w + j) * channels + c
+                        for ow in range(out_w):
+                            w = ow * stride[1] - pad_before[1] + j * dilation[1]
+                            if 0 <= h < height and 0 <= w < width:
+                                cols_t[col, first_row + ow] = x[n, h, w, c]
+                            else:  # the window hangs over the zero padding
+                                cols_t[col, first_row + ow] = 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -111,14 +147,25 @@ class ConvGeometry:
         self.dilation = (int(dilation[0]), int(dilation[1]))
         self.pixels_per_image = self.output_size[0] * self.output_size[1]
         self.column_width = self.kernel_size[0] * self.kernel_size[1] * int(w_shape[2])
+        self.columns_transposed = int(w_shape[2]) <= FEW_CHANNELS
 
     def arguments(self):
         return self.kernel_size, self.stride, self.pad_before, self.dilation, self.output_size
 
-    def run_in_chunks(self, batch, dtype, work):
+    def fill_columns(self, x, cols):
+        """im2col of the images x into cols, a buffer from run_in_chunks."""
+        if self.columns_transposed:
+            im2col_transposed(x, *self.arguments(), cols.T)
+        else:
+            im2col(x, *self.arguments(), cols)
+
+    def run_in_chunks(self, batch, dtype, work, rows_for_col2im=False):
         """Call work(start, stop, columns, lane) for chunks of images [start, stop)
-        covering the batch; `columns` is the lane's own buffer, one row per output
-        pixel of the chunk.  See the module docstring for the chunk sizes."""
+        covering the batch.  `columns` is the lane's own buffer, read as a matrix
+        with one row per output pixel of the chunk; for few channels it is the
+        transpose of a C-ordered matrix (see im2col_transposed), unless
+        `rows_for_col2im`.  See the module docstring for the chunk sizes."""
+        transposed = self.columns_transposed and not rows_for_col2im
         share_out = can_share_out()
         chunk_bytes = CACHE_CHUNK_BYTES if share_out else BLAS_THREADED_CHUNK_BYTES
         row_bytes = self.pixels_per_image * self.column_width * dtype.itemsize
@@ -130,9 +177,15 @@ class ConvGeometry:
             start = starts[index]
             stop = min(start + images, batch)
             if lane not in buffers:
-                buffers[lane] = np.empty((images * self.pixels_per_image, self.column_width),
+                buffers[lane] = np.empty(images * self.pixels_per_image * self.column_width,
                                          dtype=dtype)
-            work(start, stop, buffers[lane][: (stop - start) * self.pixels_per_image], lane)
+            rows = (stop - start) * self.pixels_per_image
+            flat = buffers[lane][: rows * self.column_width]
+            if transposed:
+                columns = flat.reshape(self.column_width, rows).T
+            else:
+                columns = flat.reshape(rows, self.column_width)
+            work(start, stop, columns, lane)
 
         if not share_out:
             for_each_chunk(len(starts), chunk, lanes=1)
@@ -153,7 +206,7 @@ def conv2d_forward(x, w, stride, padding, dilation):
     pixels = geometry.pixels_per_image
 
     def forward_chunk(start, stop, cols, lane):
-        im2col(x[start:stop], *geometry.arguments(), cols)
+        geometry.fill_columns(x[start:stop], cols)
         np.matmul(cols, w_matrix, out=y_rows[start * pixels:stop * pixels])
 
     geometry.run_in_chunks(x.shape[0], dtype, forward_chunk)
@@ -174,7 +227,7 @@ def conv2d_backward_input(grad_y, w, x_shape, stride, padding, dilation):
         np.matmul(grad_y_rows[start * pixels:stop * pixels], w_matrix_t, out=grad_cols)
         col2im(grad_cols, *geometry.arguments(), grad_x[start:stop])
 
-    geometry.run_in_chunks(x_shape[0], dtype, input_chunk)
+    geometry.run_in_chunks(x_shape[0], dtype, input_chunk, rows_for_col2im=True)
     return grad_x
 
 
@@ -190,7 +243,7 @@ def conv2d_backward_kernel(x, grad_y, w_shape, stride, padding, dilation):
     sums, products = {}, {}
 
     def kernel_chunk(start, stop, cols, lane):
-        im2col(x[start:stop], *geometry.arguments(), cols)
+        geometry.fill_columns(x[start:stop], cols)
         if lane not in sums:
             sums[lane] = np.zeros((geometry.column_width, filters), dtype=dtype)
             products[lane] = np.empty_like(sums[lane])
