@@ -35,8 +35,12 @@ forward functions return (N, T, ...) *views* of their time-major arrays
 back into time-major arrays without a copy.  Any other (N, T, ...) array is
 accepted as well; it is copied into time-major order once.
 """
+import contextlib
+
 import numpy as np
 from numba import njit
+
+from .threads import blas_on_one_thread, can_share_out, for_each_chunk, lane_count
 
 # Activation names become integer codes: Numba kernels branch on an int cheaply.
 LINEAR, RELU, TANH, SIGMOID, HARD_SIGMOID = 0, 1, 2, 3, 4
@@ -204,6 +208,32 @@ def transposed_copy(matrix):
     return np.ascontiguousarray(matrix.T)
 
 
+def run_batch_chunks(batch, recurrence):
+    """Run recurrence(rows) over the whole batch, in one slice per lane.
+
+    Each sample's recurrence is independent of the others', so the batch is
+    cut into one slice per lane (kernels/cpu/threads.py) and every lane runs
+    all the time steps of its slice, with BLAS held to one thread: the lanes
+    never wait for each other between steps.  Letting BLAS split every
+    step's product instead makes its threads meet twice per step; on the
+    shared 2-core development machine that was 3 to 4x slower (median wall
+    time) than one thread (benchmarks/NOTES.md, "training step W3/W4").
+    Where BLAS cannot be held to one thread, one slice, BLAS's threads.
+    """
+    lanes = min(lane_count(), batch) if can_share_out() else 1
+    bounds = [batch * lane // lanes for lane in range(lanes + 1)]
+    slices = [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
+    for_each_chunk(lanes, lambda index, lane: recurrence(slices[index]), lanes)
+
+
+def blas_held_if_shared_out():
+    """The whole LSTM kernel runs with BLAS on one thread where the batch is
+    shared out: the few large products outside the time loop lost more to
+    thread meetings on the shared machine than they gained (LSTM(128) fwd +
+    bwd, 2 threads, median wall 387 -> 104 ms)."""
+    return blas_on_one_thread() if can_share_out() else contextlib.nullcontext()
+
+
 def state_before(t, sequence, initial):
     """The (N, U) state entering step t (time-major sequence), without a copy."""
     return initial if t == 0 else sequence[t - 1]
@@ -266,7 +296,7 @@ def simple_rnn_backward(x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, acti
 # --------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def lstm_cell_update(gates, c_prev, c):
     """c_t = f * c_{t-1} + i * g, from the activated gates of step t."""
     batch, units = c.shape
@@ -284,7 +314,7 @@ HALF = np.float32(0.5)
 ONE = np.float32(1.0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def lstm_cell_update_from_tanh(gates, c_prev, c):
     """The default activations' cell update.  gates holds tanh(z_i / 2),
     tanh(z_f / 2), tanh(z_c), tanh(z_o / 2) (see lstm_forward); turn the
@@ -309,7 +339,7 @@ def lstm_cell_update_from_tanh(gates, c_prev, c):
             c_row[j] = f * c_prev_row[j] + i * g_row[j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def lstm_step_backward_tanh_sigmoid(
     grad_h_seq, grad_h_from_later, grad_c, gates, act_c, c_prev, grad_z
 ):
@@ -346,7 +376,7 @@ def lstm_step_backward_tanh_sigmoid(
             grad_c_row[j] = grad_cell * f
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def lstm_step_backward(
     grad_h_seq, grad_h_from_later, grad_c, gates, act_c, c_prev, grad_z, act, rec_act
 ):
@@ -377,6 +407,15 @@ def activate_lstm_gates(z, units, activation, recurrent_activation):
 
 
 def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, activation, recurrent_activation):
+    with blas_held_if_shared_out():
+        return lstm_forward_blas_set(
+            x, h0, c0, kernel, recurrent_kernel, bias, activation, recurrent_activation
+        )
+
+
+def lstm_forward_blas_set(
+    x, h0, c0, kernel, recurrent_kernel, bias, activation, recurrent_activation
+):
     activation_code(activation)  # raises ValueError for an unknown name
     activation_code(recurrent_activation)
     check_shapes("lstm", 4, x, h0, kernel, recurrent_kernel)
@@ -406,23 +445,36 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, activation, recurren
     steps, batch, _ = gates.shape
     h = np.empty((steps, batch, units), dtype=dtype)
     c = np.empty((steps, batch, units), dtype=dtype)
-    h_projection = np.empty((batch, 4 * units), dtype=dtype)
-    for t in range(steps):
-        np.matmul(state_before(t, h, h0), recurrent_kernel, out=h_projection)
-        z = gates[t]
-        z += h_projection
-        if default_activations:
-            np.tanh(z, out=z)
-            lstm_cell_update_from_tanh(z, state_before(t, c, c0), c[t])
-        else:
-            activate_lstm_gates(z, units, activation, recurrent_activation)
-            lstm_cell_update(z, state_before(t, c, c0), c[t])
-        apply_activation(activation, c[t], out=h[t])
-        h[t] *= z[:, 3 * units :]  # h_t = o * act(c_t)
+
+    def recurrence(rows):
+        """All steps for the batch rows `rows`: they depend on no other row."""
+        h_projection = np.empty((rows.stop - rows.start, 4 * units), dtype=dtype)
+        for t in range(steps):
+            h_prev = state_before(t, h, h0)[rows]
+            np.matmul(h_prev, recurrent_kernel, out=h_projection)
+            z = gates[t, rows]
+            z += h_projection
+            c_prev = state_before(t, c, c0)[rows]
+            if default_activations:
+                np.tanh(z, out=z)
+                lstm_cell_update_from_tanh(z, c_prev, c[t, rows])
+            else:
+                activate_lstm_gates(z, units, activation, recurrent_activation)
+                lstm_cell_update(z, c_prev, c[t, rows])
+            h_t = h[t, rows]
+            apply_activation(activation, c[t, rows], out=h_t)
+            h_t *= z[:, 3 * units :]  # h_t = o * act(c_t)
+
+    run_batch_chunks(batch, recurrence)
     return batch_major(h), batch_major(c), batch_major(gates)
 
 
-def lstm_backward(
+def lstm_backward(*arguments):
+    with blas_held_if_shared_out():
+        return lstm_backward_blas_set(*arguments)
+
+
+def lstm_backward_blas_set(
     x,
     h0,
     c0,
@@ -458,22 +510,29 @@ def lstm_backward(
 
     grad_c = np.array(grad_c_last, dtype=dtype, order="C")  # a private copy, updated in place
     grad_z = np.empty_like(gates)
-    grad_h_from_later = np.zeros_like(h0)
+    grad_h0 = np.empty_like(h0)
     default_activations = act == TANH and rec_act == SIGMOID
-    for t in reversed(range(gates.shape[0])):
-        step_arrays = (
-            grad_h_seq[t], grad_h_from_later, grad_c, gates[t], act_c[t],
-            state_before(t, c, c0), grad_z[t],
-        )
-        if default_activations:
-            lstm_step_backward_tanh_sigmoid(*step_arrays)
-        else:
-            lstm_step_backward(*step_arrays, act, rec_act)
-        np.matmul(grad_z[t], recurrent_kernel_t, out=grad_h_from_later)
+
+    def recurrence(rows):
+        """All steps, last to first, for the batch rows `rows`."""
+        grad_h_from_later = np.zeros((rows.stop - rows.start, units), dtype=dtype)
+        for t in reversed(range(gates.shape[0])):
+            step_arrays = (
+                grad_h_seq[t, rows], grad_h_from_later, grad_c[rows], gates[t, rows],
+                act_c[t, rows], state_before(t, c, c0)[rows], grad_z[t, rows],
+            )
+            if default_activations:
+                lstm_step_backward_tanh_sigmoid(*step_arrays)
+            else:
+                lstm_step_backward(*step_arrays, act, rec_act)
+            np.matmul(grad_z[t, rows], recurrent_kernel_t, out=grad_h_from_later)
+        grad_h0[rows] = grad_h_from_later
+
+    run_batch_chunks(h0.shape[0], recurrence)
     grad_x, grad_kernel, grad_recurrent_kernel, grad_bias, _ = weight_gradients(
         x, h, h0, grad_z, grad_z, kernel
     )
-    return grad_x, grad_h_from_later, grad_c, grad_kernel, grad_recurrent_kernel, grad_bias
+    return grad_x, grad_h0, grad_c, grad_kernel, grad_recurrent_kernel, grad_bias
 
 
 # --------------------------------------------------------------------------
