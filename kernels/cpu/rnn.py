@@ -469,9 +469,15 @@ def lstm_forward_blas_set(
     return batch_major(h), batch_major(c), batch_major(gates)
 
 
-def lstm_backward(*arguments):
+def lstm_backward(
+    x, h0, c0, kernel, recurrent_kernel, h_seq, c_seq, gates, grad_h_seq, grad_c_last,
+    activation, recurrent_activation,
+):
     with blas_held_if_shared_out():
-        return lstm_backward_blas_set(*arguments)
+        return lstm_backward_blas_set(
+            x, h0, c0, kernel, recurrent_kernel, h_seq, c_seq, gates, grad_h_seq,
+            grad_c_last, activation, recurrent_activation,
+        )
 
 
 def lstm_backward_blas_set(
