@@ -63,11 +63,11 @@ step() {
 # The tests first: they also fill CuPy's kernel cache, so the benchmark processes
 # do not pay the NVRTC compilation again.
 step "tests on the cupy backend" 270 \
-    bash -c "python -m pytest -q --backend cupy tests/ 2>&1 | tee '$RESULTS/gpu_check_tests_$TAG.log'"
+    bash -c "set -o pipefail; python -m pytest -q --backend cupy tests/ 2>&1 | tee '$RESULTS/gpu_check_tests_$TAG.log'"
 CUDA_TESTS=$(ls tests/test_cuda_*.py 2>/dev/null)
 if [ -n "$CUDA_TESTS" ]; then
     step "CUDA-specific tests" 60 \
-        bash -c "python -m pytest -q -rs --backend cupy $CUDA_TESTS 2>&1 | tee '$RESULTS/gpu_check_cuda_tests_$TAG.log'"
+        bash -c "set -o pipefail; python -m pytest -q -rs --backend cupy $CUDA_TESTS 2>&1 | tee '$RESULTS/gpu_check_cuda_tests_$TAG.log'"
 fi
 # Short budgets: ~0.5 s of timed steps per workload and phase, one thread count
 # (CPU threads only launch GPU work here).
