@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU check, for a machine with an NVIDIA GPU, CuPy and (optionally) CUDA PyTorch:
-#   1. the whole test suite on the CUDA kernels:  python -m pytest -q --backend cupy tests/
+#   1. the whole test suite on the CUDA kernels:  python -m pytest -q $PARALLEL -rf --backend cupy tests/
 #   2. the CUDA-specific tests again, with their skip reasons shown (tests/test_cuda_*.py)
 #   3. python -m benchmarks --suite models --suite kernels --frameworks deepbreadth,torch
 #      --device cuda, with short time budgets
@@ -34,6 +34,18 @@ python -c "import cupy; print('cupy', cupy.__version__, 'CUDA runtime', cupy.cud
 python -c "import torch; print('torch', torch.__version__, 'cuda available:', torch.cuda.is_available())" 2>/dev/null \
     || echo "gpu_check: torch not installed: deepbreadth only" >&2
 
+# Run from the checkout: if deepbreadth is not installed here, a link stands in for the
+# installed subpackage deepbreadth.kernels (setup.py maps the top-level kernels/ there).
+if ! python -c "import deepbreadth.kernels" 2>/dev/null; then
+    ln -sfn ../kernels deepbreadth/kernels
+    export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+fi
+# The GPU machines have many cores: spread the tests over processes when pytest-xdist is there.
+PARALLEL=""
+if python -c "import xdist" 2>/dev/null; then
+    PARALLEL="-n 8"
+fi
+
 # step NAME CAP_SECONDS COMMAND...: runs COMMAND with at most min(CAP, time left).
 step() {
     local name=$1 cap=$2
@@ -63,7 +75,7 @@ step() {
 # The tests first: they also fill CuPy's kernel cache, so the benchmark processes
 # do not pay the NVRTC compilation again.
 step "tests on the cupy backend" 270 \
-    bash -c "set -o pipefail; python -m pytest -q --backend cupy tests/ 2>&1 | tee '$RESULTS/gpu_check_tests_$TAG.log'"
+    bash -c "set -o pipefail; python -m pytest -q $PARALLEL -rf --backend cupy tests/ 2>&1 | tee '$RESULTS/gpu_check_tests_$TAG.log'"
 CUDA_TESTS=$(ls tests/test_cuda_*.py 2>/dev/null)
 if [ -n "$CUDA_TESTS" ]; then
     step "CUDA-specific tests" 60 \
