@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU check, for a machine with an NVIDIA GPU, CuPy and (optionally) CUDA PyTorch:
-#   1. the whole test suite on the CUDA kernels:  python -m pytest -q $PARALLEL -rf --backend cupy tests/
+#   1. the whole test suite on the CUDA kernels:  python -m pytest -q --backend cupy tests/ (spread with pytest-xdist when present)
 #   2. the CUDA-specific tests again, with their skip reasons shown (tests/test_cuda_*.py)
 #   3. python -m benchmarks --suite models --suite kernels --frameworks deepbreadth,torch
 #      --device cuda, with short time budgets
