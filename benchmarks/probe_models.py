@@ -17,9 +17,12 @@ not count the time spent waiting for a core, so it is steadier on a loaded
 machine, but it also counts BLAS threads spinning while they wait for work, and
 with several threads it is not a duration. Read it with `--threads 1`.
 
-`--profile W1` skips the comparison and prints a per-op trace
-(`deepbreadth.trace()`) of the median of many deepbreadth steps, with the time
-outside ops (the Python between them) as its own line.
+`--profile W1` skips the comparison and prints each op's median time over
+many traced deepbreadth steps (`deepbreadth.trace()`), and as its own line
+the median of untraced steps minus the ops' medians: the time outside ops
+(layer calls, the loss reduction's bookkeeping, the optimizer,
+train_on_batch). Medians do not add up exactly; read that line as a rough
+figure.
 
 Thread settings go in before NumPy or any framework is imported, as in the
 harness: the thread variables = N, the OpenBLAS workaround variables removed
@@ -133,15 +136,18 @@ def profile(args, workload):
     steps = []
     for i in range(args.rounds * args.block):
         with db.trace() as trace:
-            begin = clock()
             runner.train(i)
-            steps.append(clock() - begin)
         for position, record in enumerate(trace.ops):
             key = (position, record.phase, record.op, record.layer or "")
             per_op.setdefault(key, []).append(record.seconds)
+        # An untraced step next to each traced one: the tracer's own work (the
+        # gradient norms, reading the layer stack) must not count as "outside".
+        begin = clock()
+        runner.train(i)
+        steps.append(clock() - begin)
     total = statistics.median(steps) * 1e3
     in_ops = 0.0
-    print(f"{workload}: median step {total:.3f} ms (traced, {args.clock} clock), "
+    print(f"{workload}: median step {total:.3f} ms (untraced, {args.clock} clock), "
           f"load {os.getloadavg()[0]:.1f}")
     for (position, phase, op, layer), seconds in sorted(per_op.items()):
         median = statistics.median(seconds) * 1e3
