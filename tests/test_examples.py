@@ -9,7 +9,6 @@ behind), and the plots exist where matplotlib is installed.
 import importlib.util
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,17 +27,12 @@ HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 def run_quick(name, out_dir):
     """Run examples/NAME.py --quick --out out_dir; return its printed output."""
-    environment = dict(os.environ)
-    # The checkout first, so the examples import this deepbreadth.
-    environment["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPOSITORY), environment.get("PYTHONPATH")]))
-    # One BLAS thread: on a busy machine (tests running side by side) OpenBLAS's
-    # threads wait on each other, and the small matrix products of a quick run
-    # become many times slower than on one thread.
-    environment.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # The examples import the installed deepbreadth (`pip install -e .`), as a
+    # user's scripts do: its kernels are the subpackage deepbreadth.kernels
+    # only once installed. The environment is the user's too, threads included.
     completed = subprocess.run(
         [sys.executable, str(EXAMPLES / f"{name}.py"), "--quick", "--out", str(out_dir)],
-        cwd=REPOSITORY, env=environment, capture_output=True, text=True,
+        cwd=REPOSITORY, capture_output=True, text=True,
         timeout=TIMEOUT_SECONDS)
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, f"{name} --quick failed:\n{output[-4000:]}"
