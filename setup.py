@@ -36,7 +36,10 @@ setup(
     install_requires=["numpy>=1.24", "numba>=0.59"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6"],
-        "bench": ["torch"],
+        "bench": ["torch", "threadpoolctl"],
+        # Lets the CPU kernels hold BLAS to one thread during a training step
+        # (kernels/cpu/threads.py): much faster on a busy machine.
+        "threads": ["threadpoolctl"],
         "cuda": ["cupy-cuda13x>=13"],
         "plot": ["matplotlib"],
         "viz": ["graphviz"],
