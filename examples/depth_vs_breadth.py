@@ -26,9 +26,10 @@ What it teaches, in two experiments:
     python examples/depth_vs_breadth.py --full     # 6x7 grid, all 60,000 images, 5 epochs (long)
     python examples/depth_vs_breadth.py --quick    # 2x2 grid on a small slice, seconds
 
-Results go to examples/results/depth_vs_breadth.json and two PNG plots
-(depth_vs_breadth.png, gradient_norms.png) when matplotlib is installed
-(`pip install matplotlib`); without it the plots are skipped with a note.
+Results go to examples/results/depth_vs_breadth.json, and two plots,
+depth_vs_breadth.png and gradient_norms.png, when matplotlib is installed
+(`pip install matplotlib`; without it the plots are skipped with a note).
+A --full run names its files depth_vs_breadth_full.json and so on.
 """
 import argparse
 import io
@@ -256,6 +257,8 @@ def main():
     gradients = measure_gradients(gradient_depths, gradient_breadth, x_train[:256],
                                   y_train[:256], args.seed)
 
+    # A --full run keeps its own files, next to those of the default run.
+    suffix = "_full" if args.full else ""
     plots = {}
     try:
         import matplotlib
@@ -265,15 +268,15 @@ def main():
         print("\nmatplotlib is not installed: no plots (pip install matplotlib to get them)")
     else:
         os.makedirs(args.out, exist_ok=True)
-        plots["grid"] = os.path.join(args.out, "depth_vs_breadth.png")
-        plots["gradients"] = os.path.join(args.out, "gradient_norms.png")
+        plots["grid"] = os.path.join(args.out, f"depth_vs_breadth{suffix}.png")
+        plots["gradients"] = os.path.join(args.out, f"gradient_norms{suffix}.png")
         plot_grid(grid, depths, breadths, plots["grid"], pyplot)
         plot_gradients(gradients, gradient_breadth, plots["gradients"], pyplot)
 
     best = max(grid, key=lambda r: r["test_accuracy"])
     print(f"\nbest: depth {best['depth']}, breadth {best['breadth']}, "
           f"test accuracy {best['test_accuracy']:.4f}")
-    write_results(args.out, "depth_vs_breadth", {
+    write_results(args.out, f"depth_vs_breadth{suffix}", {
         "quick": args.quick,
         "full": args.full,
         "epochs": epochs,
