@@ -33,15 +33,13 @@ A --full run names its files depth_vs_breadth_full.json and so on.
 """
 import argparse
 import io
-import json
 import os
-import platform
-import tempfile
 import time
 
 import numpy as np
 
 import deepbreadth as tf
+from _results import write_atomically, write_results
 
 
 class Stopwatch(tf.keras.callbacks.Callback):
@@ -289,42 +287,6 @@ def main():
         "gradient_norms": {"breadth": gradient_breadth, "batch": 256, "per_layer": gradients},
         "plots": {name: os.path.basename(path) for name, path in plots.items()},
     })
-
-
-# ----------------------------------------------------------------------------
-# Bookkeeping: where the numbers were measured, and writing them safely
-# ----------------------------------------------------------------------------
-def machine():
-    """What the timings depend on: backend, cores, thread settings, load."""
-    info = {"backend": tf.get_backend(), "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "load_average_1min": round(os.getloadavg()[0], 2)}
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        info[variable] = os.environ.get(variable)
-    return info
-
-
-def write_atomically(path, content):
-    """Write bytes to a temporary file, then os.replace it into place, so a
-    reader never sees half a file, even if this run is killed mid-write."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    os.chmod(temporary, 0o644)  # mkstemp makes a private file; results are for reading
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        os.remove(temporary)
-        raise
-
-
-def write_results(out_dir, name, results):
-    results = {"example": name, **results, "machine": machine()}
-    path = os.path.join(out_dir, f"{name}.json")
-    write_atomically(path, json.dumps(results, indent=2).encode())
-    print(f"results written to {path}")
 
 
 if __name__ == "__main__":

@@ -23,15 +23,13 @@ norm exceeds 1) keep training stable.
 Results go to examples/results/mnist_lstm_<units>.json (or --out DIR).
 """
 import argparse
-import json
 import os
-import platform
-import tempfile
 import time
 
 import numpy as np
 
 import deepbreadth as tf
+from _results import write_results
 
 TARGET_ACCURACY = 0.98
 
@@ -139,36 +137,6 @@ def main():
         "target_accuracy": TARGET_ACCURACY,
         "reached_target": None if args.quick else bool(test_accuracy >= TARGET_ACCURACY),
     })
-
-
-# ----------------------------------------------------------------------------
-# Bookkeeping: where the numbers were measured, and writing them safely
-# ----------------------------------------------------------------------------
-def machine():
-    """What the timings depend on: backend, cores, thread settings, load."""
-    info = {"backend": tf.get_backend(), "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "load_average_1min": round(os.getloadavg()[0], 2)}
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        info[variable] = os.environ.get(variable)
-    return info
-
-
-def write_results(out_dir, name, results):
-    """Write results as JSON atomically: a temporary file, then os.replace, so a
-    reader never sees half a file, even if this run is killed mid-write."""
-    os.makedirs(out_dir, exist_ok=True)
-    results = {"example": name, **results, "machine": machine()}
-    handle, temporary = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
-    os.chmod(temporary, 0o644)  # mkstemp makes a private file; results are for reading
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(results, file, indent=2)
-        os.replace(temporary, os.path.join(out_dir, f"{name}.json"))
-    except BaseException:
-        os.remove(temporary)
-        raise
-    print(f"results written to {os.path.join(out_dir, name + '.json')}")
 
 
 if __name__ == "__main__":
