@@ -162,8 +162,8 @@ def plot_grid(grid, depths, breadths, path, pyplot):
         for depth in depths:
             values = [next(r[key] for r in grid if r["depth"] == depth and r["breadth"] == breadth)
                       for breadth in breadths]
-            label = f"{depth} hidden layer{'s' * (depth > 1)}"
-            axis.plot(breadths, values, marker="o", label=label)
+            line_label = f"{depth} hidden layer{'s' * (depth > 1)}"
+            axis.plot(breadths, values, marker="o", label=line_label)
         axis.set_xscale("log", base=2)
         axis.set_xticks(breadths, [str(breadth) for breadth in breadths])
         axis.xaxis.set_minor_locator(NullLocator())
