@@ -34,3 +34,8 @@ def resolve_padding(padding, spatial_shape, kernel_size, strides, dilation):
             for n, k, s, d in zip(spatial_shape, kernel_size, strides, dilation)
         )
     raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+
+
+def pool1d_as_pool2d(pool, stride, padding):
+    """The pool2d arguments of a pool1d seen as a pool2d with height 1."""
+    return (1, *pool), (1, *stride), ((0, 0), *padding)

@@ -22,7 +22,8 @@ import numpy as np
 from numba import njit
 
 from ..reference import pool as reference_pool
-from ..reference.pool import pool1d_as_pool2d, pool2d_output_size
+from ..reference.pool import pool2d_output_size
+from ..shapes import pool1d_as_pool2d
 
 
 def result_dtype(array):

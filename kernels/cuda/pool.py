@@ -11,7 +11,7 @@ import math
 import cupy
 import numpy as np
 
-from ..shapes import conv_output_length
+from ..shapes import conv_output_length, pool1d_as_pool2d
 from .loader import (
     check_shape,
     contiguous,
@@ -128,11 +128,6 @@ def avg_pool2d_backward(grad_y, x_shape, pool, stride, padding):
 # ----------------------------------------------------------------------------
 # 1-D, as 2-D with a height of one (the flat index h * L + l is then just l)
 # ----------------------------------------------------------------------------
-def pool1d_as_pool2d(pool, stride, padding):
-    """The pool2d arguments of a pool1d seen as a pool2d with height 1."""
-    return (1, *pool), (1, *stride), ((0, 0), *padding)
-
-
 def max_pool1d_forward(x, pool, stride, padding):
     """x (N, L, C) -> (y, argmax), both (N, OL, C); argmax indexes L."""
     y, argmax = max_pool2d_forward(x[:, None], *pool1d_as_pool2d(pool, stride, padding))

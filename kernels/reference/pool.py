@@ -15,7 +15,7 @@ pools reduce over every axis between the batch and the channels.
 """
 import numpy as np
 
-from ..shapes import conv_output_length
+from ..shapes import conv_output_length, pool1d_as_pool2d
 
 
 def pool2d_output_size(x_shape, pool, stride, padding):
@@ -141,11 +141,6 @@ def avg_pool2d_backward(grad_y, x_shape, pool, stride, padding):
             grad_x_padded[:, rows, cols, :] += share
     # The shares sent to padded positions were never counted: crop them away.
     return crop_spatial(grad_x_padded, padding, height, width)
-
-
-def pool1d_as_pool2d(pool, stride, padding):
-    """The pool2d arguments of a pool1d seen as a pool2d with height 1."""
-    return (1, *pool), (1, *stride), ((0, 0), *padding)
 
 
 def max_pool1d_forward(x, pool, stride, padding):
