@@ -24,37 +24,13 @@ Results go to examples/results/mnist_lstm_<units>.json (or --out DIR).
 """
 import argparse
 import os
-import time
 
 import numpy as np
 
 import deepbreadth as tf
-from _results import write_results
+from _results import Stopwatch, write_results
 
 TARGET_ACCURACY = 0.98
-
-
-class Stopwatch(tf.keras.callbacks.Callback):
-    """Times every epoch, and keeps the loss of the very first (untrained) batch."""
-
-    def on_train_begin(self, logs=None):
-        self.seconds_per_epoch = []
-        self.cpu_seconds_per_epoch = []
-        self.first_batch_loss = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-        self.cpu_started = time.process_time()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.first_batch_loss is None:
-            self.first_batch_loss = logs["loss"]
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds_per_epoch.append(time.perf_counter() - self.started)
-        # CPU time too: on a shared machine the wall clock also counts the
-        # time spent waiting for a free core; the CPU time does not.
-        self.cpu_seconds_per_epoch.append(time.process_time() - self.cpu_started)
 
 
 def build_model(units, learning_rate):
