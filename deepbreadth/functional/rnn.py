@@ -44,8 +44,11 @@ class SimpleRNNSequence(Function):
     def backward(ctx, grad_h_seq):
         x, h0, kernel, recurrent_kernel, h_seq = (t.data for t in ctx.saved_tensors)
         grads = backend.kernel("simple_rnn_backward", x)(
-            x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq.data, ctx.activation)
-        # grads: x, h0, kernel, recurrent_kernel, bias, in the order of the inputs.
+            x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq.data, ctx.activation,
+            need_grad_x=ctx.needs_input_grad[0])
+        # grads: x, h0, kernel, recurrent_kernel, bias, in the order of the inputs;
+        # the gradient of x is None when x needs none (data into a first layer),
+        # which saves a product as large as the input projection.
         return grads
 
 
@@ -78,8 +81,9 @@ class LSTMSequence(Function):
             t.data for t in ctx.saved_tensors)
         grads = backend.kernel("lstm_backward", x)(
             x, h0, c0, kernel, recurrent_kernel, h_seq, c_seq, gates,
-            grad_h_seq.data, grad_c_last.data, *ctx.activations)
-        # grads: x, h0, c0, kernel, recurrent_kernel, bias.
+            grad_h_seq.data, grad_c_last.data, *ctx.activations,
+            need_grad_x=ctx.needs_input_grad[0])
+        # grads: x (None when x needs no gradient), h0, c0, kernel, recurrent_kernel, bias.
         return grads
 
 
@@ -104,8 +108,9 @@ class GRUSequence(Function):
     def backward(ctx, grad_h_seq):
         x, h0, kernel, recurrent_kernel, h_seq, gates = (t.data for t in ctx.saved_tensors)
         grads = backend.kernel("gru_backward", x)(
-            x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq.data, *ctx.activations)
-        # grads: x, h0, kernel, recurrent_kernel, bias.
+            x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq.data, *ctx.activations,
+            need_grad_x=ctx.needs_input_grad[0])
+        # grads: x (None when x needs no gradient), h0, kernel, recurrent_kernel, bias.
         return grads
 
 

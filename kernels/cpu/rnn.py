@@ -40,7 +40,9 @@ import contextlib
 import numpy as np
 from numba import njit
 
-from .threads import blas_on_one_thread, can_share_out, for_each_chunk, lane_count
+from .threads import (
+    blas_on_one_thread, can_share_out, for_each_chunk, lane_count, matmul_over_lanes,
+)
 
 # Activation names become integer codes: Numba kernels branch on an int cheaply.
 LINEAR, RELU, TANH, SIGMOID, HARD_SIGMOID = 0, 1, 2, 3, 4
@@ -159,36 +161,40 @@ def project_inputs(x, kernel, bias):
     rows = steps * batch
     x_time_major = x.transpose(1, 0, 2)
     if x_time_major.flags.c_contiguous and x.dtype == dtype:
-        projection = x_time_major.reshape(rows, features) @ kernel
+        projection = matmul_over_lanes(x_time_major.reshape(rows, features), kernel)
         projection += bias
     else:
         x_and_one = np.empty((steps, batch, features + 1), dtype=dtype)
         x_and_one[:, :, :features] = x_time_major
         x_and_one[:, :, features] = 1
         kernel_and_bias = np.concatenate([kernel, bias[np.newaxis]])
-        projection = x_and_one.reshape(rows, features + 1) @ kernel_and_bias
+        projection = matmul_over_lanes(x_and_one.reshape(rows, features + 1), kernel_and_bias)
     return projection.reshape(steps, batch, -1)
 
 
-def weight_gradients(x, h, h0, grad_input_side, grad_recurrent_side, kernel):
+def weight_gradients(x, h, h0, grad_input_side, grad_recurrent_side, kernel, need_grad_x=True):
     """The sums over time, each as one matrix product over all T*N rows.
 
     All sequences are time-major; h holds the states after each step, so the
     state entering step t is h0 for t = 0 and h[t-1] after.  Returns grad_x
-    (batch-major view), grad_kernel, grad_recurrent_kernel and the two bias
-    gradients.
+    (batch-major view, or None when need_grad_x is False: the first layer of
+    a model reads data, which needs no gradient), grad_kernel,
+    grad_recurrent_kernel and the two bias gradients.  The large products
+    are shared out over the lanes (kernels/cpu/threads.py).
     """
     steps, batch, features = x.shape
     units = h.shape[2]
     rows = steps * batch
     grad_in = grad_input_side.reshape(rows, -1)
     grad_rec = grad_recurrent_side.reshape(rows, -1)
-    grad_x = (grad_in @ kernel.T).reshape(steps, batch, features)
-    grad_kernel = x.reshape(rows, features).T @ grad_in
+    grad_x = None
+    if need_grad_x:
+        grad_x = batch_major(matmul_over_lanes(grad_in, kernel.T).reshape(steps, batch, features))
+    grad_kernel = matmul_over_lanes(x.reshape(rows, features).T, grad_in)
     # Steps 1..T-1 see h[0..T-2]: a contiguous block of h, so no array of
     # previous states has to be built; step 0's share, from h0, is added
     # apart, and skipped when h0 is zero (the usual case) as it adds nothing.
-    grad_recurrent_kernel = h[:-1].reshape(-1, units).T @ grad_rec[batch:]
+    grad_recurrent_kernel = matmul_over_lanes(h[:-1].reshape(-1, units).T, grad_rec[batch:])
     if h0.any():
         grad_recurrent_kernel += h0.T @ grad_rec[:batch]
     # The bias gradients are column sums; as a product with a ones vector
@@ -198,7 +204,7 @@ def weight_gradients(x, h, h0, grad_input_side, grad_recurrent_side, kernel):
     grad_bias_rec = (
         grad_bias_in if grad_recurrent_side is grad_input_side else ones @ grad_rec
     )
-    return batch_major(grad_x), grad_kernel, grad_recurrent_kernel, grad_bias_in, grad_bias_rec
+    return grad_x, grad_kernel, grad_recurrent_kernel, grad_bias_in, grad_bias_rec
 
 
 def transposed_copy(matrix):
@@ -270,7 +276,9 @@ def simple_rnn_forward(x, h0, kernel, recurrent_kernel, bias, activation):
     return batch_major(h)
 
 
-def simple_rnn_backward(x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, activation):
+def simple_rnn_backward(
+    x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, activation, need_grad_x=True
+):
     act = activation_code(activation)
     check_shapes("simple_rnn", 1, x, h0, kernel, recurrent_kernel)
     units = recurrent_kernel.shape[0]
@@ -286,7 +294,7 @@ def simple_rnn_backward(x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, acti
         simple_rnn_step_backward(grad_h_seq[t], grad_h_from_later, h[t], grad_z[t], act)
         np.matmul(grad_z[t], recurrent_kernel_t, out=grad_h_from_later)
     grad_x, grad_kernel, grad_recurrent_kernel, grad_bias, _ = weight_gradients(
-        x, h, h0, grad_z, grad_z, kernel
+        x, h, h0, grad_z, grad_z, kernel, need_grad_x
     )
     return grad_x, grad_h_from_later, grad_kernel, grad_recurrent_kernel, grad_bias
 
@@ -471,12 +479,12 @@ def lstm_forward_blas_set(
 
 def lstm_backward(
     x, h0, c0, kernel, recurrent_kernel, h_seq, c_seq, gates, grad_h_seq, grad_c_last,
-    activation, recurrent_activation,
+    activation, recurrent_activation, need_grad_x=True,
 ):
     with blas_held_if_shared_out():
         return lstm_backward_blas_set(
             x, h0, c0, kernel, recurrent_kernel, h_seq, c_seq, gates, grad_h_seq,
-            grad_c_last, activation, recurrent_activation,
+            grad_c_last, activation, recurrent_activation, need_grad_x,
         )
 
 
@@ -493,6 +501,7 @@ def lstm_backward_blas_set(
     grad_c_last,
     activation,
     recurrent_activation,
+    need_grad_x,
 ):
     act = activation_code(activation)
     rec_act = activation_code(recurrent_activation)
@@ -536,7 +545,7 @@ def lstm_backward_blas_set(
 
     run_batch_chunks(h0.shape[0], recurrence)
     grad_x, grad_kernel, grad_recurrent_kernel, grad_bias, _ = weight_gradients(
-        x, h, h0, grad_z, grad_z, kernel
+        x, h, h0, grad_z, grad_z, kernel, need_grad_x
     )
     return grad_x, grad_h0, grad_c, grad_kernel, grad_recurrent_kernel, grad_bias
 
@@ -637,7 +646,8 @@ def gru_forward(x, h0, kernel, recurrent_kernel, bias, activation, recurrent_act
 
 
 def gru_backward(
-    x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq, activation, recurrent_activation
+    x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq, activation, recurrent_activation,
+    need_grad_x=True,
 ):
     act = activation_code(activation)
     rec_act = activation_code(recurrent_activation)
@@ -663,7 +673,7 @@ def gru_backward(
         )
         np.matmul(grad_hz[t], recurrent_kernel_t, out=grad_h_from_later)
     grad_x, grad_kernel, grad_recurrent_kernel, grad_input_bias, grad_recurrent_bias = (
-        weight_gradients(x, h, h0, grad_xz, grad_hz, kernel)
+        weight_gradients(x, h, h0, grad_xz, grad_hz, kernel, need_grad_x)
     )
     grad_h0 = grad_h_from_later + grad_h_direct
     grad_bias = np.stack([grad_input_bias, grad_recurrent_bias])

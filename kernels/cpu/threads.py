@@ -37,6 +37,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
+import numpy as np
 
 # The chunk size when BLAS runs on one thread: about 1 MiB of column matrix,
 # which measured best between 0.25 and 2 MiB (benchmarks/NOTES.md).
@@ -164,3 +165,45 @@ def for_each_chunk(count, work, lanes):
         pool.submit(chunks.take, lane)
     chunks.take(0)
     chunks.wait_for_running()
+
+
+# A product is shared out only above this many multiply-adds (about 0.2 ms
+# on one core): handing a chunk to a helper costs some tens of microseconds.
+SHARE_OUT_MULTIPLY_ADDS = 10_000_000
+# Chunks per lane: more chunks than lanes, so that a lane that starts late
+# (its core busy elsewhere) leaves only a small part of the work unbalanced.
+CHUNKS_PER_LANE = 4
+
+
+def matmul_over_lanes(a, b):
+    """a @ b for 2-D arrays, the result cut into blocks shared out over the lanes.
+
+    For the large products outside a recurrence (the input projection and the
+    weight gradients, summed over every time step): with BLAS held to one
+    thread they would otherwise use one core of two.  The result is cut along
+    its longer side, so each block is itself a large, efficient product; the
+    blocks are views (rows of a, columns of b), which BLAS reads in place.
+    Small products, and one lane, take the plain path.
+    """
+    rows, inner = a.shape
+    columns = b.shape[1]
+    # Only while BLAS runs on one thread: lanes that each call a threaded
+    # BLAS would put more threads on the cores than there are cores.
+    lanes = lane_count() if blas_is_single_threaded() else 1
+    if lanes <= 1 or rows * inner * columns < SHARE_OUT_MULTIPLY_ADDS:
+        return a @ b
+    out = np.empty((rows, columns), dtype=np.result_type(a, b))
+    along_rows = rows >= columns
+    length = rows if along_rows else columns
+    chunk_count = max(1, min(lanes * CHUNKS_PER_LANE, length // 16))
+    bounds = [length * index // chunk_count for index in range(chunk_count + 1)]
+
+    def multiply_block(index, lane):
+        block = slice(bounds[index], bounds[index + 1])
+        if along_rows:
+            np.matmul(a[block], b, out=out[block])
+        else:
+            np.matmul(a, b[:, block], out=out[:, block])
+
+    for_each_chunk(chunk_count, multiply_block, lanes)
+    return out

@@ -64,18 +64,21 @@ def input_projection(x, kernel):
     return (x.reshape(-1, features) @ kernel).reshape(batch, steps, kernel.shape[1])
 
 
-def weight_gradients(x, h0, h_seq, kernel, grad_input_side, grad_recurrent_side):
+def weight_gradients(x, h0, h_seq, kernel, grad_input_side, grad_recurrent_side, need_grad_x):
     """grad_x, grad_kernel, grad_recurrent_kernel from the stored gate gradients.
 
     z_t = x_t @ kernel + h_{t-1} @ recurrent_kernel, so with all steps stacked
     as rows each gradient is one GEMM.  The GRU's input and recurrent sides
-    differ (reset_after); for SimpleRNN and LSTM both are grad_z.
+    differ (reset_after); for SimpleRNN and LSTM both are grad_z.  grad_x is
+    None when need_grad_x is False (a first layer, reading data).
     """
     batch, steps, features = x.shape
     width = kernel.shape[1]
     grad_input_2d = grad_input_side.reshape(-1, width)
     grad_recurrent_2d = grad_recurrent_side.reshape(-1, width)
-    grad_x = (grad_input_2d @ kernel.T).reshape(batch, steps, features)
+    grad_x = None
+    if need_grad_x:
+        grad_x = (grad_input_2d @ kernel.T).reshape(batch, steps, features)
     grad_kernel = x.reshape(-1, features).T @ grad_input_2d
     h_prev_2d = previous_states(h0, h_seq).reshape(-1, h0.shape[1])
     grad_recurrent_kernel = h_prev_2d.T @ grad_recurrent_2d
@@ -116,7 +119,9 @@ def simple_rnn_forward(x, h0, kernel, recurrent_kernel, bias, activation):
     return h_seq
 
 
-def simple_rnn_backward(x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, activation):
+def simple_rnn_backward(
+    x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, activation, need_grad_x=True
+):
     """-> (grad_x, grad_h0, grad_kernel, grad_recurrent_kernel, grad_bias)."""
     code = activation_code(activation)
     dtype = float_dtype(x)
@@ -145,7 +150,7 @@ def simple_rnn_backward(x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, acti
         grad_h_from_later = grad_z_step @ recurrent_kernel.T
 
     grad_x, grad_kernel, grad_recurrent_kernel = weight_gradients(
-        x, h0, h_seq, kernel, grad_z_seq, grad_z_seq
+        x, h0, h_seq, kernel, grad_z_seq, grad_z_seq, need_grad_x
     )
     return grad_x, grad_h_from_later, grad_kernel, grad_recurrent_kernel, column_sums(grad_z_seq)
 
@@ -197,6 +202,7 @@ def lstm_backward(
     grad_c_last,
     activation,
     recurrent_activation,
+    need_grad_x=True,
 ):
     """-> (grad_x, grad_h0, grad_c0, grad_kernel, grad_recurrent_kernel, grad_bias)."""
     code = activation_code(activation)
@@ -236,7 +242,7 @@ def lstm_backward(
         grad_h_from_later = grad_z_step @ recurrent_kernel.T
 
     grad_x, grad_kernel, grad_recurrent_kernel = weight_gradients(
-        x, h0, h_seq, kernel, grad_z_seq, grad_z_seq
+        x, h0, h_seq, kernel, grad_z_seq, grad_z_seq, need_grad_x
     )
     return (
         grad_x, grad_h_from_later, grad_c,
@@ -277,7 +283,8 @@ def gru_forward(x, h0, kernel, recurrent_kernel, bias, activation, recurrent_act
 
 
 def gru_backward(
-    x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq, activation, recurrent_activation
+    x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq, activation, recurrent_activation,
+    need_grad_x=True,
 ):
     """-> (grad_x, grad_h0, grad_kernel, grad_recurrent_kernel, grad_bias (2, 3U))."""
     code = activation_code(activation)
@@ -314,7 +321,7 @@ def gru_backward(
         grad_h_from_gemm = grad_hz_step @ recurrent_kernel.T
 
     grad_x, grad_kernel, grad_recurrent_kernel = weight_gradients(
-        x, h0, h_seq, kernel, grad_xz_seq, grad_hz_seq
+        x, h0, h_seq, kernel, grad_xz_seq, grad_hz_seq, need_grad_x
     )
     grad_bias = cupy.stack([column_sums(grad_xz_seq), column_sums(grad_hz_seq)])
     grad_h0 = grad_h_direct + grad_h_from_gemm

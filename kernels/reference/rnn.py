@@ -88,10 +88,14 @@ def simple_rnn_forward(x, h0, kernel, recurrent_kernel, bias, activation):
     return h_seq
 
 
-def simple_rnn_backward(x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, activation):
+def simple_rnn_backward(
+    x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, activation, need_grad_x=True
+):
     check_activation_name(activation)
     steps = x.shape[1]
-    grad_x = np.zeros_like(x)
+    # grad_x is skipped (returned as None) when the caller says x needs no
+    # gradient: the first layer of a model reads data.
+    grad_x = np.zeros_like(x) if need_grad_x else None
     grad_kernel = np.zeros(kernel.shape, dtype=x.dtype)
     grad_recurrent_kernel = np.zeros(recurrent_kernel.shape, dtype=x.dtype)
     grad_bias = np.zeros(kernel.shape[1], dtype=x.dtype)
@@ -101,7 +105,8 @@ def simple_rnn_backward(x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, acti
         h_prev = previous_step(h_seq, h0, t)
         grad_h = grad_h_seq[:, t] + grad_h_from_later
         grad_z = grad_h * activation_derivative(activation, h_seq[:, t])
-        grad_x[:, t] = grad_z @ kernel.T
+        if need_grad_x:
+            grad_x[:, t] = grad_z @ kernel.T
         grad_kernel += x[:, t].T @ grad_z
         grad_recurrent_kernel += h_prev.T @ grad_z
         grad_bias += grad_z.sum(axis=0)
@@ -157,11 +162,14 @@ def lstm_backward(
     grad_c_last,
     activation,
     recurrent_activation,
+    need_grad_x=True,
 ):
     check_activation_name(activation)
     check_activation_name(recurrent_activation)
     steps = x.shape[1]
-    grad_x = np.zeros_like(x)
+    # grad_x is skipped (returned as None) when the caller says x needs no
+    # gradient: the first layer of a model reads data.
+    grad_x = np.zeros_like(x) if need_grad_x else None
     grad_kernel = np.zeros(kernel.shape, dtype=x.dtype)
     grad_recurrent_kernel = np.zeros(recurrent_kernel.shape, dtype=x.dtype)
     grad_bias = np.zeros(kernel.shape[1], dtype=x.dtype)
@@ -194,7 +202,8 @@ def lstm_backward(
             axis=-1,
         )
         # z = x_t @ kernel + h_{t-1} @ recurrent_kernel + bias
-        grad_x[:, t] = grad_z @ kernel.T
+        if need_grad_x:
+            grad_x[:, t] = grad_z @ kernel.T
         grad_kernel += x[:, t].T @ grad_z
         grad_recurrent_kernel += h_prev.T @ grad_z
         grad_bias += grad_z.sum(axis=0)
@@ -234,12 +243,15 @@ def gru_forward(x, h0, kernel, recurrent_kernel, bias, activation, recurrent_act
 
 
 def gru_backward(
-    x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq, activation, recurrent_activation
+    x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq, activation, recurrent_activation,
+    need_grad_x=True,
 ):
     check_activation_name(activation)
     check_activation_name(recurrent_activation)
     steps = x.shape[1]
-    grad_x = np.zeros_like(x)
+    # grad_x is skipped (returned as None) when the caller says x needs no
+    # gradient: the first layer of a model reads data.
+    grad_x = np.zeros_like(x) if need_grad_x else None
     grad_kernel = np.zeros(kernel.shape, dtype=x.dtype)
     grad_recurrent_kernel = np.zeros(recurrent_kernel.shape, dtype=x.dtype)
     grad_bias = np.zeros((2, kernel.shape[1]), dtype=x.dtype)
@@ -262,7 +274,8 @@ def gru_backward(
         grad_xz = np.concatenate([grad_z_pre, grad_r_pre, grad_candidate], axis=-1)
         grad_hz = np.concatenate([grad_z_pre, grad_r_pre, grad_candidate * r], axis=-1)
 
-        grad_x[:, t] = grad_xz @ kernel.T
+        if need_grad_x:
+            grad_x[:, t] = grad_xz @ kernel.T
         grad_kernel += x[:, t].T @ grad_xz
         grad_bias[0] += grad_xz.sum(axis=0)
         grad_recurrent_kernel += h_prev.T @ grad_hz

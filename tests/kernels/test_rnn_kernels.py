@@ -87,25 +87,27 @@ def run_forward(kernel_set, cell, problem, activation, recurrent_activation):
     return dict(zip(FORWARD_OUTPUT_NAMES[cell], kernel_set.to_numpy(tuple(outputs))))
 
 
-def run_backward(kernel_set, cell, problem, forward_outputs, activation, recurrent_activation):
+def run_backward(
+    kernel_set, cell, problem, forward_outputs, activation, recurrent_activation, **options
+):
     backward = rnn_kernel(kernel_set, f"{cell}_backward")
     # Every input and forward output, moved to the set's device.
     p = {name: kernel_set.asarray(value) for name, value in {**problem, **forward_outputs}.items()}
     if cell == "simple_rnn":
         grads = backward(
             p["x"], p["h0"], p["kernel"], p["recurrent_kernel"], p["h_seq"], p["grad_h_seq"],
-            activation,
+            activation, **options,
         )
     elif cell == "lstm":
         grads = backward(
             p["x"], p["h0"], p["c0"], p["kernel"], p["recurrent_kernel"],
             p["h_seq"], p["c_seq"], p["gates"], p["grad_h_seq"], p["grad_c_last"],
-            activation, recurrent_activation,
+            activation, recurrent_activation, **options,
         )
     else:
         grads = backward(
             p["x"], p["h0"], p["kernel"], p["recurrent_kernel"], p["h_seq"], p["gates"],
-            p["grad_h_seq"], activation, recurrent_activation,
+            p["grad_h_seq"], activation, recurrent_activation, **options,
         )
     return dict(zip(INPUT_NAMES[cell], kernel_set.to_numpy(tuple(grads))))
 
@@ -179,6 +181,31 @@ def test_kernels_match_reference(
 def test_length_one_and_batch_one(candidate, reference, cell, dtype, shape):
     problem = make_problem(cell, *shape, dtype, seed=7)
     assert_matches_reference(candidate, reference, cell, problem, "tanh", "sigmoid")
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("which_set", ["candidate", "reference"])
+def test_grad_x_skipped_when_not_needed(candidate, reference, cell, which_set):
+    """need_grad_x=False returns None for grad_x and the same other gradients."""
+    kernel_set = candidate if which_set == "candidate" else reference_set(reference)
+    problem = make_problem(cell, 2, 3, 4, 2, np.float64, seed=11)
+    outputs = run_forward(kernel_set, cell, problem, "tanh", "sigmoid")
+    every = run_backward(kernel_set, cell, problem, outputs, "tanh", "sigmoid")
+    backward = rnn_kernel(kernel_set, f"{cell}_backward")
+    p = {name: kernel_set.asarray(value) for name, value in {**problem, **outputs}.items()}
+    if cell == "simple_rnn":
+        grads = backward(p["x"], p["h0"], p["kernel"], p["recurrent_kernel"], p["h_seq"],
+                         p["grad_h_seq"], "tanh", need_grad_x=False)
+    elif cell == "lstm":
+        grads = backward(p["x"], p["h0"], p["c0"], p["kernel"], p["recurrent_kernel"],
+                         p["h_seq"], p["c_seq"], p["gates"], p["grad_h_seq"], p["grad_c_last"],
+                         "tanh", "sigmoid", need_grad_x=False)
+    else:
+        grads = backward(p["x"], p["h0"], p["kernel"], p["recurrent_kernel"], p["h_seq"],
+                         p["gates"], p["grad_h_seq"], "tanh", "sigmoid", need_grad_x=False)
+    assert grads[0] is None, f"{cell}: grad_x should be None with need_grad_x=False"
+    for name, grad in zip(INPUT_NAMES[cell][1:], grads[1:]):
+        assert_close(kernel_set.to_numpy(grad), every[name], np.float64, f"{cell} grad {name}")
 
 
 @pytest.mark.parametrize("cell", CELLS)

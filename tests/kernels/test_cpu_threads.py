@@ -1,0 +1,86 @@
+"""kernels/cpu/threads.py: sharing work out over lanes gives the same results.
+
+The lanes only change who computes which part; these tests check that every
+part is computed once, errors reach the caller, and a product cut into blocks
+equals the whole product.  (Whether the lanes pay is a benchmark question.)
+"""
+import numba
+import numpy as np
+import pytest
+
+from deepbreadth.kernels.cpu import threads
+
+needs_two_lanes = pytest.mark.skipif(
+    numba.config.NUMBA_NUM_THREADS < 2,
+    reason="Numba is limited to one thread here (NUMBA_NUM_THREADS); lanes need two",
+)
+
+
+@pytest.fixture
+def two_lanes():
+    previous = numba.get_num_threads()
+    numba.set_num_threads(2)
+    yield
+    numba.set_num_threads(previous)
+
+
+@needs_two_lanes
+@pytest.mark.parametrize("count", [1, 2, 3, 17])
+def test_every_chunk_runs_exactly_once(two_lanes, count):
+    calls = []
+    threads.for_each_chunk(count, lambda index, lane: calls.append((index, lane)), lanes=2)
+    assert sorted(index for index, _ in calls) == list(range(count))
+    assert all(lane in (0, 1) for _, lane in calls)
+
+
+@needs_two_lanes
+def test_an_error_in_a_chunk_reaches_the_caller(two_lanes):
+    def work(index, lane):
+        if index == 5:
+            raise ValueError("chunk 5 failed")
+
+    with pytest.raises(ValueError, match="chunk 5 failed"):
+        threads.for_each_chunk(8, work, lanes=2)
+
+
+@needs_two_lanes
+@pytest.mark.parametrize(
+    "a_shape, b_shape, transpose_a",
+    [
+        ((300, 20), (20, 40), False),   # more rows than columns: cut along rows
+        ((20, 300), (300, 64), False),  # more columns: cut along columns
+        ((50, 70), (50, 90), True),     # a transposed view, as in grad_kernel = x.T @ grad
+    ],
+)
+def test_matmul_over_lanes_equals_the_whole_product(
+    two_lanes, monkeypatch, a_shape, b_shape, transpose_a
+):
+    monkeypatch.setattr(threads, "SHARE_OUT_MULTIPLY_ADDS", 0)  # share out even tiny products
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(a_shape)
+    a = a.T if transpose_a else a
+    b = rng.standard_normal(b_shape)
+    blocks = []
+    real_for_each_chunk = threads.for_each_chunk
+    monkeypatch.setattr(
+        threads, "for_each_chunk",
+        lambda count, work, lanes: blocks.append(count) or real_for_each_chunk(count, work, lanes),
+    )
+    with threads.blas_on_one_thread():
+        if not threads.blas_is_single_threaded():
+            pytest.skip("BLAS cannot be held to one thread here (threadpoolctl is not installed)")
+        result = threads.matmul_over_lanes(a, b)
+    assert blocks and blocks[0] > 1, "the product was not cut into blocks"
+    np.testing.assert_allclose(result, a @ b, rtol=1e-12, atol=1e-12)
+    assert result.dtype == np.float64 and result.flags.c_contiguous
+
+
+def test_matmul_over_lanes_keeps_float32(monkeypatch):
+    monkeypatch.setattr(threads, "SHARE_OUT_MULTIPLY_ADDS", 0)
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((64, 8)).astype(np.float32)
+    b = rng.standard_normal((8, 16)).astype(np.float32)
+    with threads.blas_on_one_thread():
+        result = threads.matmul_over_lanes(a, b)
+    assert result.dtype == np.float32
+    np.testing.assert_allclose(result, a @ b, rtol=1e-5)
