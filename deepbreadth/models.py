@@ -47,7 +47,7 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from .autograd import Tensor, no_grad
-from .layers.base import Input, Layer, SymbolicTensor, _flatten, map_structure
+from .layers.base import Input, Layer, SymbolicTensor, _flatten, map_structure, structure_changed
 from .layers.recurrent import SequenceInputError
 
 DEFAULT_BATCH_SIZE = 32
@@ -551,6 +551,8 @@ class Model(Layer):
     def _update_metrics(self, loss_value, y_arrays, outputs):
         # The epoch's loss is the mean over samples, so a short last batch counts less.
         self._loss_tracker.update_state(loss_value, sample_weight=len(y_arrays[0]))
+        if not self.compiled_metrics:
+            return
         predictions = outputs.numpy()  # metrics measure; they need no graph
         for metric in self.compiled_metrics:
             metric.update_state(y_arrays[0], predictions)
@@ -1079,6 +1081,7 @@ class Sequential(Model):
             if shape is not None:
                 self._start_trace(shape, dtype)
         self._layers.append(layer)
+        structure_changed()  # the list changed in place: no attribute assignment saw it
         if self._last_output is not None:
             self._trace(len(self._layers) - 1)
 
@@ -1087,6 +1090,7 @@ class Sequential(Model):
         if not self._layers:
             raise TypeError(f"Sequential model '{self.name}' has no layers to pop")
         layer = self._layers.pop()
+        structure_changed()
         if self._input_specs is not None:
             self._build_for(*self._input_specs[0])  # trace again, to end at the new last layer
         return layer

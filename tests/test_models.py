@@ -459,3 +459,45 @@ def test_to_keeps_the_optimizer_state_with_the_weights():
     model.to("cpu")
     assert model.optimizer.iterations == iterations
     model.fit(x, y, verbose=0)
+
+
+def test_trainable_weights_follow_changes_made_after_training():
+    # The list of trainable weights is kept between steps; every change of
+    # the layer structure must still show in it.
+    x, y = blobs()
+    model = compiled(small_classifier(), metrics=())
+    model.train_on_batch(x, y)
+    assert len(model.trainable_weights) == 4
+    model.add(Dense(2))
+    assert len(model.trainable_weights) == 6
+    model.layers[0].trainable = False
+    assert len(model.trainable_weights) == 4
+    frozen = model.layers[0].get_weights()
+    model.compile(optimizer=optimizers.Adam(learning_rate=0.02),
+                  loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.train_on_batch(x, y % 2)
+    np.testing.assert_array_equal(model.layers[0].get_weights()[0], frozen[0])
+    model.pop()
+    assert len(model.trainable_weights) == 2
+
+
+def test_layer_assigned_after_training_joins_the_trainable_weights():
+    class Net(Model):
+        def __init__(self):
+            super().__init__()
+            self.first = Dense(3)
+
+        def call(self, inputs):
+            out = self.first(inputs)
+            return self.second(out) if hasattr(self, "second") else out
+
+    x, y = blobs()
+    model = compiled(Net(), metrics=())
+    model.train_on_batch(x, y)
+    assert len(model.trainable_weights) == 2
+    model.second = Dense(3)
+    model.train_on_batch(x, y)
+    assert len(model.trainable_weights) == 4
+    before = model.second.get_weights()[0].copy()
+    model.train_on_batch(x, y)
+    assert not np.array_equal(model.second.get_weights()[0], before)

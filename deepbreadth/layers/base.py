@@ -24,6 +24,22 @@ from .. import initializers
 
 _layer_name_counts = {}
 
+# A counter that moves whenever the weights of some layer tree may have changed:
+# a weight created, a layer (or a list of them) assigned as an attribute,
+# `trainable` or the device changed, a layer added to or popped from a
+# Sequential. What a training step reads every time (the trainable weights,
+# their device) is kept with the count it was computed at, and recomputed
+# when the count has moved: walking every layer's attributes each step took
+# 16 us of the MNIST MLP's 1 ms step. (A list of layers changed in place, by
+# append or item assignment, is not seen; assign the list again, or add
+# layers before training.)
+_structure = {"version": 0}
+
+
+def structure_changed():
+    """Tell the caches of trainable weights and devices to compute them again."""
+    _structure["version"] += 1
+
 
 def _snake_case(name):
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
@@ -102,6 +118,15 @@ def _contains_symbolic(structure):
     return any(isinstance(leaf, SymbolicTensor) for leaf in _flatten(structure))
 
 
+def _is_symbolic_call(inputs, args, kwargs):
+    """True when a layer is called on symbolic tensors (building a functional model)."""
+    if type(inputs) is Tensor and not args:
+        # The eager common case, one tensor and options such as training=True:
+        # only the options need a look.
+        return bool(kwargs) and _contains_symbolic(kwargs)
+    return _contains_symbolic((inputs, args, kwargs))
+
+
 # ----------------------------------------------------------------------------
 # Layer
 # ----------------------------------------------------------------------------
@@ -137,6 +162,7 @@ class Layer:
 
     @trainable.setter
     def trainable(self, value):
+        structure_changed()
         self._trainable = bool(value)
         for weight in self._own_weights(trainable=True):
             weight.requires_grad = self._trainable
@@ -152,7 +178,24 @@ class Layer:
         weight = Tensor._wrap(data, requires_grad=trainable and self._trainable)
         weight.name = f"{self.name}/{name}"
         self._weights.append((weight, trainable))
+        structure_changed()
         return weight
+
+    def __setattr__(self, name, value):
+        # A layer (or a list of layers) assigned as an attribute becomes a
+        # sublayer, and its weights become this layer's: see _structure.
+        if isinstance(value, (Layer, list, tuple)):
+            structure_changed()
+        object.__setattr__(self, name, value)
+
+    def _cached(self, key, compute):
+        """compute(), kept until the layer structure changes (see _structure)."""
+        version = _structure["version"]
+        cached = self.__dict__.get(key)
+        if cached is None or cached[0] != version:
+            cached = (version, compute())
+            self.__dict__[key] = cached  # not through __setattr__: that would count a change
+        return cached[1]
 
     def _own_weights(self, trainable=None):
         return [w for w, is_trainable in self._weights if trainable is None or is_trainable == trainable]
@@ -174,6 +217,10 @@ class Layer:
 
     @property
     def trainable_weights(self):
+        # A copy: callers may extend the list they get.
+        return list(self._cached("_trainable_weights_cache", self._collect_trainable_weights))
+
+    def _collect_trainable_weights(self):
         if not self._trainable:
             return []
         weights = self._own_weights(trainable=True)
@@ -233,6 +280,7 @@ class Layer:
 
     def to(self, device):
         """Move every weight to 'cpu' or 'cuda' (in place); returns the layer."""
+        structure_changed()
         for weight in self._weights_in_creation_order():
             weight.data = backend.to_device(weight.data, device)
             weight.grad = None
@@ -264,10 +312,13 @@ class Layer:
 
     def _device_of_weights(self):
         """The device of this layer's weights (or its sublayers'); None while it has none."""
+        return self._cached("_device_cache", self._find_device_of_weights)
+
+    def _find_device_of_weights(self):
         if self._weights:
             return self._weights[0][0].device
         for layer in self._sublayers():
-            device = layer._device_of_weights()
+            device = layer._find_device_of_weights()
             if device is not None:
                 return device
         return None
@@ -299,19 +350,23 @@ class Layer:
         return Tensor(array, dtype=dtype)
 
     def __call__(self, inputs, *args, **kwargs):
-        if _contains_symbolic((inputs, args, kwargs)):
+        if _is_symbolic_call(inputs, args, kwargs):
             return self._call_symbolic(inputs, args, kwargs)
-        inputs = map_structure(self._as_input_tensor, inputs)
+        if type(inputs) is Tensor:  # the common case, without walking a structure
+            inputs = self._as_input_tensor(inputs)
+        else:
+            inputs = map_structure(self._as_input_tensor, inputs)
         self._build_once(inputs)
         if "training" in kwargs and not self._accepts("training"):
             kwargs.pop("training")
         if "mask" in kwargs and not self._accepts("mask"):
             kwargs.pop("mask")
         outputs = self.call(inputs, *args, **kwargs)
-        for hook in list(self._forward_hooks.values()):
-            replaced = hook(self, inputs, outputs)
-            if replaced is not None:
-                outputs = replaced
+        if self._forward_hooks:
+            for hook in list(self._forward_hooks.values()):
+                replaced = hook(self, inputs, outputs)
+                if replaced is not None:
+                    outputs = replaced
         if self._backward_hooks:
             self._attach_backward_hooks(outputs)
         return outputs
