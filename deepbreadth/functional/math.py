@@ -11,7 +11,7 @@ ops run unchanged on the GPU.
 import numpy as np
 
 from .. import backend
-from ..autograd import Function, ShapeError, Tensor, as_tensor
+from ..autograd import Function, ShapeError, Tensor, as_tensor, is_grad_enabled
 
 
 class Add(Function):
@@ -133,6 +133,13 @@ class MatMul(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
+        if a.ndim == 2 and b.ndim == 2 and not is_grad_enabled():
+            # A plain backward (no create_graph) of a matrix product records
+            # nothing, so the two products are done on the arrays: no
+            # transpose and product ops to run around them (-13 us a Dense).
+            grad_a = Tensor._wrap(grad.data @ b.data.T) if ctx.needs_input_grad[0] else None
+            grad_b = Tensor._wrap(a.data.T @ grad.data) if ctx.needs_input_grad[1] else None
+            return grad_a, grad_b
         if a.ndim == 1 and b.ndim == 1:  # dot product: the output is a scalar
             return grad * b, grad * a
         # Give 1-D operands their missing matrix axis, so one rule covers all cases.
