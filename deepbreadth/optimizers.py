@@ -237,7 +237,9 @@ def _as_array(grad, weight):
     """
     if isinstance(grad, Tensor):
         array = grad.data
-        if grad.device != weight.device:
+        # Arrays of one type live on one device: the device names (two
+        # look-ups a weight, every step) are only needed when the types differ.
+        if type(array) is not type(weight.data) and grad.device != weight.device:
             raise BackendError(
                 f"a gradient on {grad.device} was given for a weight on {weight.device}; "
                 "move it with .to() first"
