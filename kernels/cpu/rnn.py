@@ -322,6 +322,75 @@ HALF = np.float32(0.5)
 ONE = np.float32(1.0)
 
 
+# tanh(x) = x * P(x^2) / Q(x^2) on [-9, 9], +-1 outside: coefficients and
+# error bound from kernels/cpu/fit_tanh.py (under 4e-7 relative in float32,
+# about 3 units in the last place; NumPy's float32 tanh is within 1).
+TANH_LIMIT = np.float32(9.0)
+P0, P1, P2, P3, P4 = (np.float32(c) for c in (
+    1.0, 0.133774533867836, 0.003491395153105259, 2.0542369384202175e-05,
+    1.3267113629922278e-08))
+Q0, Q1, Q2, Q3, Q4 = (np.float32(c) for c in (
+    1.0, 0.4671076834201813, 0.025860900059342384, 0.00032788721728138626,
+    7.73966064571141e-07))
+
+
+# error_model="numpy": a division by zero gives inf as in NumPy instead of
+# raising, which spares each division a check; with the check, LLVM did not
+# vectorize any loop that divides (about 7x slower here).
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def tanh_float32(x):
+    """tanh with multiplications, additions and one division only, so that a
+    loop calling it vectorizes (Numba's own tanh is a scalar C call)."""
+    # Comparisons rather than min/max, so that NaN stays NaN (a diverged
+    # model must show NaN, not a clamped, finite value).
+    if x > TANH_LIMIT:
+        x = TANH_LIMIT
+    elif x < -TANH_LIMIT:
+        x = -TANH_LIMIT
+    s = x * x
+    numerator = P0 + s * (P1 + s * (P2 + s * (P3 + s * P4)))
+    denominator = Q0 + s * (Q1 + s * (Q2 + s * (Q3 + s * Q4)))
+    return x * numerator / denominator
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def lstm_step_float32(z, h_projection, c_prev, c, h):
+    """One whole forward step for float32 and the default activations.
+
+    z enters as the step's input projection (i, f, o columns halved, see
+    lstm_forward) and leaves as the activated gates; c and h receive c_t and
+    h_t.  Per sample: z + h_projection through tanh_float32 for all four gate
+    blocks, then sigmoid = 0.5 + 0.5 tanh(z / 2) for i, f, o, the cell update
+    and h_t = o * tanh(c_t), in two passes over data that stays in cache.
+    Against the float64 path's sequence of NumPy passes (add, tanh, cell
+    update, tanh, multiply): 2x faster per step (63 -> 33 us at 128 units,
+    233 -> 106 us at 512, batch 128).
+    """
+    batch, units = c.shape
+    for n in range(batch):
+        z_row = z[n]
+        projection_row = h_projection[n]
+        for k in range(4 * units):
+            z_row[k] = tanh_float32(z_row[k] + projection_row[k])
+        i_row = z_row[:units]
+        f_row = z_row[units : 2 * units]
+        g_row = z_row[2 * units : 3 * units]
+        o_row = z_row[3 * units :]
+        c_prev_row = c_prev[n]
+        c_row = c[n]
+        h_row = h[n]
+        for j in range(units):
+            i = HALF + HALF * i_row[j]
+            f = HALF + HALF * f_row[j]
+            o = HALF + HALF * o_row[j]
+            i_row[j] = i
+            f_row[j] = f
+            o_row[j] = o
+            c_new = f * c_prev_row[j] + i * g_row[j]
+            c_row[j] = c_new
+            h_row[j] = o * tanh_float32(c_new)
+
+
 @njit(cache=True, nogil=True)
 def lstm_cell_update_from_tanh(gates, c_prev, c):
     """The default activations' cell update.  gates holds tanh(z_i / 2),
@@ -414,6 +483,24 @@ def activate_lstm_gates(z, units, activation, recurrent_activation):
     apply_activation(recurrent_activation, z[:, 3 * units :], out=z[:, 3 * units :])
 
 
+def lstm_step_numpy(
+    z, h_projection, c_prev, c, h, default_activations, activation, recurrent_activation
+):
+    """One forward step as NumPy passes and small kernels, for any activations
+    and for float64: z (the step's input projection) becomes the activated
+    gates, c and h receive c_t and h_t."""
+    units = c.shape[1]
+    z += h_projection
+    if default_activations:
+        np.tanh(z, out=z)
+        lstm_cell_update_from_tanh(z, c_prev, c)
+    else:
+        activate_lstm_gates(z, units, activation, recurrent_activation)
+        lstm_cell_update(z, c_prev, c)
+    apply_activation(activation, c, out=h)
+    h *= z[:, 3 * units :]  # h_t = o * act(c_t)
+
+
 def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, activation, recurrent_activation):
     with blas_held_if_shared_out():
         return lstm_forward_blas_set(
@@ -453,6 +540,10 @@ def lstm_forward_blas_set(
     steps, batch, _ = gates.shape
     h = np.empty((steps, batch, units), dtype=dtype)
     c = np.empty((steps, batch, units), dtype=dtype)
+    # float32 runs each step in one fused kernel with its own tanh; float64
+    # keeps NumPy's tanh, accurate to the last bit, which the tests compare
+    # against the reference at 1e-10.
+    fused_float32_step = default_activations and dtype == np.float32
 
     def recurrence(rows):
         """All steps for the batch rows `rows`: they depend on no other row."""
@@ -461,17 +552,14 @@ def lstm_forward_blas_set(
             h_prev = state_before(t, h, h0)[rows]
             np.matmul(h_prev, recurrent_kernel, out=h_projection)
             z = gates[t, rows]
-            z += h_projection
             c_prev = state_before(t, c, c0)[rows]
-            if default_activations:
-                np.tanh(z, out=z)
-                lstm_cell_update_from_tanh(z, c_prev, c[t, rows])
+            if fused_float32_step:
+                lstm_step_float32(z, h_projection, c_prev, c[t, rows], h[t, rows])
             else:
-                activate_lstm_gates(z, units, activation, recurrent_activation)
-                lstm_cell_update(z, c_prev, c[t, rows])
-            h_t = h[t, rows]
-            apply_activation(activation, c[t, rows], out=h_t)
-            h_t *= z[:, 3 * units :]  # h_t = o * act(c_t)
+                lstm_step_numpy(
+                    z, h_projection, c_prev, c[t, rows], h[t, rows],
+                    default_activations, activation, recurrent_activation,
+                )
 
     run_batch_chunks(batch, recurrence)
     return batch_major(h), batch_major(c), batch_major(gates)

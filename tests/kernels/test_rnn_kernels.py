@@ -403,3 +403,48 @@ def test_reference_matches_pytorch(reference, cell, activation, shape):
         assert_close(c_last, torch_outputs["c_last"], np.float64, "lstm c_last vs PyTorch")
     for name in INPUT_NAMES[cell]:
         assert_close(grads[name], torch_grads[name], np.float64, f"{cell} grad {name} vs PyTorch")
+
+
+# --------------------------------------------------------------------------
+# The float32 LSTM step's own tanh (kernels/cpu/rnn.py, tanh_float32)
+# --------------------------------------------------------------------------
+
+
+def test_float32_tanh_is_within_its_stated_bound():
+    """Relative error under 4e-7 against float64 tanh; +-1 beyond the fitted
+    range; NaN stays NaN, so a diverged model still shows NaN."""
+    from numba import njit
+
+    from deepbreadth.kernels.cpu import rnn as cpu_rnn
+
+    tanh_float32 = cpu_rnn.tanh_float32
+
+    @njit
+    def tanh_all(values, out):
+        for k in range(values.shape[0]):
+            out[k] = tanh_float32(values[k])
+
+    grid = np.linspace(-12.0, 12.0, 400_001).astype(np.float32)
+    grid = grid[grid != 0]
+    result = np.empty_like(grid)
+    tanh_all(grid, result)
+    exact = np.tanh(grid.astype(np.float64))
+    assert result.dtype == np.float32
+    assert np.max(np.abs(result / exact - 1.0)) < 4e-7
+
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, 1e30, -1e30], dtype=np.float32)
+    out = np.empty_like(special)
+    tanh_all(special, out)
+    assert np.isnan(out[0])
+    np.testing.assert_array_equal(out[1:], [1.0, -1.0, 0.0, 1.0, -1.0])
+
+
+def test_float32_lstm_forward_propagates_nan():
+    from deepbreadth.kernels.cpu import rnn as cpu_rnn
+
+    problem = make_problem("lstm", 2, 3, 2, 4, np.float32, seed=5)
+    problem["recurrent_kernel"][0, 0] = np.nan
+    h_seq, c_seq, _ = cpu_rnn.lstm_forward(
+        *(problem[name] for name in INPUT_NAMES["lstm"]), "tanh", "sigmoid"
+    )
+    assert np.isnan(h_seq[:, -1]).any() and np.isnan(c_seq[:, -1]).any()
