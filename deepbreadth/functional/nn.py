@@ -15,28 +15,22 @@ from .activation import get_activation, linear, relu, sigmoid, tanh
 # ----------------------------------------------------------------------------
 # Dropout
 # ----------------------------------------------------------------------------
-def uniform_like(array, generator=None):
-    """Uniform draws in [0, 1), with the shape and float dtype of `array`, on its device.
-
-    NumPy arrays draw from `generator` (or the package generator that
-    `set_seed` seeds); GPU arrays draw from their own array module's random
-    source, so the draws never cross between host and device.
-    """
-    xp = backend.array_module(array)
-    dtype = array.dtype if array.dtype.kind == "f" else backend.floatx()
-    if xp is np or generator is not None:
-        generator = generator or backend.rng()
-        return xp.asarray(generator.random(array.shape, dtype=dtype))
-    return xp.random.random(array.shape, dtype=dtype)
+def draw_seed(generator=None):
+    """A fresh 64-bit seed for one dropout mask, from `generator` or the package
+    generator that `set_seed` seeds (so masks repeat from run to run)."""
+    generator = generator or backend.rng()
+    # One raw 64-bit draw: a fifth of generator.integers' cost, as random.
+    return int(generator.bit_generator.random_raw())
 
 
 class Dropout(Function):
     once_differentiable = True
 
     @staticmethod
-    def forward(ctx, x, uniform, rate):
+    def forward(ctx, x, seed, rate):
+        # The kernel draws the mask from the seed as it goes (docs/KERNELS.md).
         ctx.rate = rate
-        y, mask = backend.kernel("dropout_forward", x)(x, uniform, rate)
+        y, mask = backend.kernel("dropout_forward", x)(x, seed, rate)
         ctx.save_for_backward(mask)
         return y
 
@@ -57,7 +51,7 @@ def dropout(x, rate, training=True, generator=None):
         raise ValueError(f"dropout: rate must be in [0, 1), got {rate!r}")
     if not training or rate == 0.0:
         return x
-    return Dropout.apply(x, uniform=uniform_like(x.data, generator), rate=float(rate))
+    return Dropout.apply(x, seed=draw_seed(generator), rate=float(rate))
 
 
 # ----------------------------------------------------------------------------

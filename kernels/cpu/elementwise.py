@@ -18,6 +18,9 @@ import math
 import numpy as np
 from numba import njit
 
+# The random bits of dropout are defined once, in the reference kernels.
+from ..reference.elementwise import DROPOUT_BITS, check_seed, dropout_threshold
+
 # Cores that divide use Numba's error_model="numpy": the default ("python")
 # tests every divisor for zero so as to raise ZeroDivisionError, and that test
 # stops the loop from being vectorized (Adam ran 4x slower with it). NumPy's
@@ -95,27 +98,41 @@ def _check_dropout_rate(rate):
         raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
 
 
+# splitmix64's constants and shifts as uint64: Numba turns uint64 mixed with a
+# plain (int64) number into float64, which would break the hash.
+_GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+_SHIFT_30, _SHIFT_27, _SHIFT_31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_SHIFT_TO_24_BITS = np.uint64(64 - DROPOUT_BITS)
+
+
 @njit(cache=True, error_model="numpy")
-def _dropout_forward_core(x, uniform, rate, keep_probability, y, mask):
+def _dropout_forward_core(x, seed, keep_from, keep_probability, y, mask):
     for i in range(x.size):
-        keep = uniform[i] >= rate
+        # The element's random bits: splitmix64(seed, i), as in the reference.
+        z = seed + np.uint64(i + 1) * _GOLDEN_GAMMA
+        z = (z ^ (z >> _SHIFT_30)) * _MIX_1
+        z = (z ^ (z >> _SHIFT_27)) * _MIX_2
+        z = z ^ (z >> _SHIFT_31)
+        keep = (z >> _SHIFT_TO_24_BITS) >= keep_from
         mask[i] = keep
         y[i] = x[i] / keep_probability if keep else 0.0
 
 
-def dropout_forward(x, uniform, rate):
-    """Zero each element whose uniform draw is below ``rate``; scale the rest by 1/(1-rate)."""
+def dropout_forward(x, seed, rate):
+    """Zero each element whose random draw (from ``seed``) is below ``rate``; scale the rest
+    by 1/(1-rate). The draws are drawn in the loop: no array of uniform numbers (a 128 x 128
+    mask: 6 us, against 30 us for NumPy's generator to fill the array alone)."""
     _check_dropout_rate(rate)
-    if uniform.shape != x.shape:
-        raise ValueError(f"dropout: uniform has shape {uniform.shape}, x has {x.shape}")
+    seed = check_seed(seed)
     x = np.ascontiguousarray(x)
-    uniform = np.ascontiguousarray(uniform)
     y = np.empty_like(x)
     mask = np.empty(x.shape, dtype=np.bool_)
-    # Compare in the draws' own precision, as NumPy does with a Python float.
-    rate_like_uniform = uniform.dtype.type(rate)
+    # 1 - rate in x's dtype, as NumPy divides a float32 array by a Python float:
+    # float32 divisions vectorize twice as wide (the core: 9.9 -> 6 us).
     _dropout_forward_core(
-        x.reshape(-1), uniform.reshape(-1), rate_like_uniform, 1.0 - rate,
+        x.reshape(-1), seed, np.uint64(dropout_threshold(rate)), x.dtype.type(1.0 - rate),
         y.reshape(-1), mask.reshape(-1),
     )
     return y, mask
@@ -133,7 +150,9 @@ def dropout_backward(grad_y, mask, rate):
     grad_y = np.ascontiguousarray(grad_y)
     mask = np.ascontiguousarray(mask, dtype=np.bool_)
     grad_x = np.empty_like(grad_y)
-    _dropout_backward_core(grad_y.reshape(-1), mask.reshape(-1), 1.0 - rate, grad_x.reshape(-1))
+    # 1 - rate in the gradient's dtype, as in the forward.
+    _dropout_backward_core(grad_y.reshape(-1), mask.reshape(-1), grad_y.dtype.type(1.0 - rate),
+                           grad_x.reshape(-1))
     return grad_x
 
 

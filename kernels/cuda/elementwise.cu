@@ -13,6 +13,33 @@ __global__ void scale_by_mask(const T* values, const bool* mask, T* out,
     }
 }
 
+// Dropout's random bits: splitmix64's output function of (seed, counter), the
+// same hash as kernels/reference/elementwise.py, so the GPU draws the masks
+// the CPU draws for the same seed.
+__device__ inline unsigned long long splitmix64(unsigned long long seed,
+                                                unsigned long long counter)
+{
+    unsigned long long z = seed + counter * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+// Element i is kept when the top 24 bits of splitmix64(seed, i + 1) are at
+// least keep_from (= ceil(rate * 2^24)); kept values are scaled by
+// 1 / keep_probability.
+template <typename T>
+__global__ void dropout_forward(const T* x, unsigned long long seed,
+                                unsigned long long keep_from, T* y, bool* mask,
+                                Index count, T keep_probability)
+{
+    for (Index i = first_index(); i < count; i += index_stride()) {
+        const bool keep = (splitmix64(seed, (unsigned long long)i + 1ULL) >> 40) >= keep_from;
+        mask[i] = keep;
+        y[i] = x[i] * T(keep) / keep_probability;
+    }
+}
+
 // y = act(x + bias), x seen as (count / channels, channels), bias (channels,).
 template <typename T>
 __global__ void bias_activation_forward(const T* x, const T* bias, T* y,

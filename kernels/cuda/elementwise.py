@@ -1,6 +1,8 @@
 """Dropout, bias + activation and embedding lookup on the GPU (kernels in elementwise.cu)."""
 import cupy
+import numpy
 
+from ..reference.elementwise import check_seed, dropout_threshold
 from .loader import (
     activation_code,
     check_shape,
@@ -38,15 +40,19 @@ def scale_by_mask(values, mask, rate):
     return out
 
 
-def dropout_forward(x, uniform, rate):
-    """mask = uniform >= rate (bool); y = x * mask / (1 - rate)."""
+def dropout_forward(x, seed, rate):
+    """mask = the element's random draw (splitmix64 of seed and index) >= rate; y = x * mask / (1 - rate)."""
     check_dropout_rate(rate)
-    uniform = cupy.asarray(uniform)
-    check_shape("dropout uniform draws", uniform, x.shape)
-    # Compared in the draws' own precision, as NumPy compares an array with a
-    # Python float: a float32 draw equal to float32(rate) is kept.
-    mask = uniform >= uniform.dtype.type(rate)
-    return scale_by_mask(x, mask, rate), mask
+    seed = check_seed(seed)
+    dtype = float_dtype(x)
+    x = contiguous(x)
+    y = cupy.empty(x.shape, dtype=dtype)
+    mask = cupy.empty(x.shape, dtype=bool)
+    kernel = get_kernel(CUDA_FILE, "dropout_forward", dtype)
+    launch_over_elements(kernel, y.size, (
+        x, seed, numpy.uint64(dropout_threshold(rate)), y, mask, index(y.size),
+        scalar(1.0 - rate, dtype)))
+    return y, mask
 
 
 def dropout_backward(grad_y, mask, rate):

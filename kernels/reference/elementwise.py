@@ -12,14 +12,49 @@ def _check_dropout_rate(rate):
         raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
 
 
-def dropout_forward(x, uniform, rate):
-    """Zero each element whose uniform draw is below ``rate``; scale the rest.
+# Dropout draws its own random bits from a seed: each element's bits are a
+# hash of (seed, its flat index), splitmix64's output function (Steele, Lea
+# and Flood 2014; the generator behind Java's SplittableRandom). A hash of the
+# index, not a stream, so every kernel set, on any number of threads, draws
+# the same mask for the same seed, and a compiled loop draws as it goes
+# without a separate array of uniform numbers.
+_GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+DROPOUT_BITS = 24  # random bits per element: exactly a float32 in [0, 1) at 2**-24 steps
 
-    Scaling the kept elements by ``1 / (1 - rate)`` keeps the expected value of
-    every element unchanged, so nothing needs rescaling at inference time.
+
+def dropout_threshold(rate):
+    """The smallest 24-bit draw that is kept: draw / 2**24 >= rate."""
+    return int(np.ceil(rate * 2**DROPOUT_BITS))
+
+
+def check_seed(seed):
+    if not 0 <= int(seed) < 2**64:
+        raise ValueError(f"dropout seed must be an int in [0, 2**64), got {seed!r}")
+    return np.uint64(seed)
+
+
+def dropout_bits(seed, count):
+    """24 random bits (as uint64) for each flat index 0 .. count-1: splitmix64(seed, index)."""
+    # uint64 arithmetic wraps around modulo 2**64, as the hash means it to.
+    z = check_seed(seed) + np.arange(1, count + 1, dtype=np.uint64) * _GOLDEN_GAMMA
+    z = (z ^ (z >> np.uint64(30))) * _MIX_1
+    z = (z ^ (z >> np.uint64(27))) * _MIX_2
+    z = z ^ (z >> np.uint64(31))
+    return z >> np.uint64(64 - DROPOUT_BITS)
+
+
+def dropout_forward(x, seed, rate):
+    """Zero each element whose random draw is below ``rate``; scale the rest.
+
+    The draw of element i (flat, C order) is dropout_bits(seed, x.size)[i] / 2**24,
+    uniform in [0, 1). Scaling the kept elements by ``1 / (1 - rate)`` keeps the
+    expected value of every element unchanged, so nothing needs rescaling at
+    inference time.
     """
     _check_dropout_rate(rate)
-    mask = uniform >= rate
+    mask = (dropout_bits(seed, x.size) >= dropout_threshold(rate)).reshape(x.shape)
     y = x * mask / (1.0 - rate)
     return y.astype(x.dtype, copy=False), mask
 

@@ -34,14 +34,11 @@ def arrays(draw, max_rank=3):
 
 
 @stateless_fixtures
-@given(arrays(), st.sampled_from([0.0, 0.25, 0.5, 0.9]))
-def test_dropout_matches_reference(candidate, reference, case, rate):
+@given(arrays(), st.sampled_from([0.0, 0.25, 0.5, 0.9]), st.integers(0, 2**64 - 1))
+def test_dropout_matches_reference(candidate, reference, case, rate, seed):
     x, dtype, rng = case
-    uniform = rng.random(x.shape).astype(dtype)
-    y, mask = candidate.to_numpy(
-        candidate.dropout_forward(candidate.asarray(x), candidate.asarray(uniform), rate)
-    )
-    expected_y, expected_mask = reference.dropout_forward(x, uniform, rate)
+    y, mask = candidate.to_numpy(candidate.dropout_forward(candidate.asarray(x), seed, rate))
+    expected_y, expected_mask = reference.dropout_forward(x, seed, rate)
     assert y.dtype == dtype and mask.dtype == np.bool_
     np.testing.assert_array_equal(mask, expected_mask)
     assert_close(y, expected_y, dtype, "dropout y")
@@ -54,21 +51,34 @@ def test_dropout_matches_reference(candidate, reference, case, rate):
     assert_close(grad_x, reference.dropout_backward(grad_y, mask, rate), dtype, "dropout grad_x")
 
 
+def test_dropout_bits_are_splitmix64(reference):
+    # splitmix64 seeded with 0 starts with 0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4
+    # (its published first outputs); the draws are their top 24 bits.
+    bits = reference.elementwise.dropout_bits(0, 2)
+    np.testing.assert_array_equal(bits, [0xE220A8397B1DCDAF >> 40, 0x6E789E6AA1B965F4 >> 40])
+
+
 def check_dropout_semantics(kernels):
-    x = np.array([1.0, -2.0, 3.0, 4.0, 5.0])
-    uniform = np.array([0.1, 0.5, 0.49, 0.9, 0.0])
-    y, mask = kernels.to_numpy(kernels.dropout_forward(kernels.asarray(x), kernels.asarray(uniform), 0.5))
-    # Kept where the draw is >= rate (0.5 itself is kept); kept values doubled.
-    np.testing.assert_array_equal(mask, [False, True, False, True, False])
-    np.testing.assert_array_equal(y, [0.0, -4.0, 0.0, 8.0, 0.0])
+    x = np.arange(1.0, 4001.0).reshape(40, 100)
+    y, mask = kernels.to_numpy(kernels.dropout_forward(kernels.asarray(x), 12345, 0.5))
+    # Kept values doubled, dropped ones zero; about half kept.
+    np.testing.assert_array_equal(y, np.where(mask, 2 * x, 0.0))
+    assert 0.45 < mask.mean() < 0.55
     grad_x = kernels.to_numpy(
-        kernels.dropout_backward(kernels.asarray(np.ones(5)), kernels.asarray(mask), 0.5)
+        kernels.dropout_backward(kernels.asarray(np.ones_like(x)), kernels.asarray(mask), 0.5)
     )
-    np.testing.assert_array_equal(grad_x, [0.0, 2.0, 0.0, 2.0, 0.0])
-    # rate 0 keeps everything unchanged.
-    y, mask = kernels.to_numpy(kernels.dropout_forward(kernels.asarray(x), kernels.asarray(uniform), 0.0))
+    np.testing.assert_array_equal(grad_x, np.where(mask, 2.0, 0.0))
+    # The same seed draws the same mask; another seed another one.
+    _, again = kernels.to_numpy(kernels.dropout_forward(kernels.asarray(x), 12345, 0.5))
+    _, other = kernels.to_numpy(kernels.dropout_forward(kernels.asarray(x), 12346, 0.5))
+    np.testing.assert_array_equal(again, mask)
+    assert 0.4 < (other == mask).mean() < 0.6
+    # rate 0 keeps everything unchanged; rate 0.9 keeps about a tenth.
+    y, mask = kernels.to_numpy(kernels.dropout_forward(kernels.asarray(x), 7, 0.0))
     assert mask.all()
     np.testing.assert_array_equal(y, x)
+    _, mask = kernels.to_numpy(kernels.dropout_forward(kernels.asarray(x), 7, 0.9))
+    assert 0.08 < mask.mean() < 0.12
 
 
 def test_candidate_dropout_semantics(candidate):
@@ -79,11 +89,14 @@ def test_reference_dropout_semantics(reference_set):
     check_dropout_semantics(reference_set)
 
 
-def test_dropout_rejects_rate_one(candidate, reference):
+def test_dropout_rejects_rate_one_and_bad_seeds(candidate, reference):
     x = np.ones(3)
     for kernels, move in ((candidate, candidate.asarray), (reference, np.asarray)):
         with pytest.raises(ValueError, match="rate"):
-            kernels.dropout_forward(move(x), move(x * 0.5), 1.0)
+            kernels.dropout_forward(move(x), 1, 1.0)
+        for seed in (-1, 2**64):
+            with pytest.raises(ValueError, match="seed"):
+                kernels.dropout_forward(move(x), seed, 0.5)
 
 
 # --- bias + activation -----------------------------------------------------
