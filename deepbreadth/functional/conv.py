@@ -3,8 +3,9 @@
 One Function serves both: the number of spatial axes (the input's rank minus
 the batch and channel axes) picks the kernels `conv1d_*` or `conv2d_*`.
 The kernel (the weights) has Keras's layout: (K, C, F) or (KH, KW, C, F).
-The bias and activation are not part of the convolution: layers add them with
-the fused `bias_activation` op.
+
+A layer's bias and activation can ride along as the convolution's epilogue
+(`convolution(..., bias=b, activation="relu")`): see `Convolution`.
 
 The helpers at the top (argument tuples, padding, output sizes) are shared
 with the pooling ops.
@@ -14,6 +15,7 @@ import numbers
 from .. import backend
 from ..autograd import Function, Tensor
 from ..kernels.shapes import conv_output_length, resolve_padding
+from .nn import bias_activation, fused_activation_name
 
 
 # ----------------------------------------------------------------------------
@@ -87,17 +89,46 @@ def check_rank(op, x, spatial_dims):
 # The convolution
 # ----------------------------------------------------------------------------
 class Convolution(Function):
+    """y = conv(x, kernel), or, given a bias, y = act(conv(x, kernel) + bias) in one op.
+
+    Why one op for the three: a convolution's output is large (the MNIST CNN's
+    first one is 11 MB) and adding the bias and applying the activation do
+    almost no arithmetic per element, so as a separate op (BiasActivation) they
+    cost a full pass over it forward and two backward.  The kernels instead run
+    them on each chunk of the output while it is still in the cache: forward,
+    right after the GEMM that wrote the chunk (the epilogue); backward, on each
+    chunk of the incoming gradient before the GEMMs read it (the prologue,
+    which also sums the bias gradient).  Like BiasActivation, the backward
+    reads the activation's derivative from the output y, so y is saved.
+    """
     once_differentiable = True
 
     @staticmethod
-    def forward(ctx, x, kernel, strides, padding, dilation):
+    def forward(ctx, x, kernel, bias=None, *, strides, padding, dilation, activation=None):
         ctx.op = f"conv{x.ndim - 2}d"
         ctx.options = (strides, padding, dilation)
-        ctx.save_for_backward(x, kernel)
-        return backend.kernel(f"{ctx.op}_forward", x)(x, kernel, strides, padding, dilation)
+        ctx.activation = activation
+        if bias is None:
+            ctx.save_for_backward(x, kernel)
+            return backend.kernel(f"{ctx.op}_forward", x)(x, kernel, strides, padding, dilation)
+        y = backend.kernel(f"{ctx.op}_bias_activation_forward", x)(
+            x, kernel, bias, strides, padding, dilation, activation)
+        ctx.save_for_backward(x, kernel, y)
+        return y
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.activation is None:
+            return Convolution.backward_without_bias(ctx, grad)
+        x, kernel, y = ctx.saved_tensors
+        grad_x, grad_kernel, grad_bias = backend.kernel(
+            f"{ctx.op}_bias_activation_backward", grad.data)(
+            grad.data, y.data, x.data, kernel.data, *ctx.options, ctx.activation,
+            ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        return wrap_or_none(grad_x), wrap_or_none(grad_kernel), Tensor._wrap(grad_bias)
+
+    @staticmethod
+    def backward_without_bias(ctx, grad):
         x, kernel = ctx.saved_tensors
         grad_x = grad_kernel = None
         if ctx.needs_input_grad[0]:
@@ -111,8 +142,19 @@ class Convolution(Function):
         return grad_x, grad_kernel
 
 
-def convolution(x, kernel, strides=1, padding="valid", dilation_rate=1):
-    """conv1d or conv2d, told apart by the rank of `x` (3 or 4)."""
+def wrap_or_none(array):
+    return None if array is None else Tensor._wrap(array)
+
+
+def convolution(x, kernel, strides=1, padding="valid", dilation_rate=1, bias=None,
+                activation=None):
+    """conv1d or conv2d, told apart by the rank of `x` (3 or 4), then
+    activation(... + bias) when a bias is given.
+
+    The bias and the activations the kernels know (linear, relu, tanh,
+    sigmoid) become the convolution's epilogue, one op; any other activation
+    runs as its own op after it.
+    """
     spatial_dims = kernel.ndim - 2
     op = f"conv{spatial_dims}d"
     check_rank(op, x, spatial_dims)
@@ -120,6 +162,11 @@ def convolution(x, kernel, strides=1, padding="valid", dilation_rate=1):
         raise ValueError(
             f"{op}: the input has {x.shape[-1]} channels (shape {tuple(x.shape)}) but the "
             f"kernel {tuple(kernel.shape)} expects {kernel.shape[-2]}"
+        )
+    if bias is not None and tuple(bias.shape) != (kernel.shape[-1],):
+        raise ValueError(
+            f"{op}: the bias has shape {tuple(bias.shape)}, expected ({kernel.shape[-1]},): one "
+            f"value per filter of the kernel {tuple(kernel.shape)}"
         )
     strides = normalize_tuple(strides, spatial_dims, "strides")
     dilation = normalize_tuple(dilation_rate, spatial_dims, "dilation_rate")
@@ -130,7 +177,11 @@ def convolution(x, kernel, strides=1, padding="valid", dilation_rate=1):
     pairs = padding_pairs(padding, spatial_shape, window, strides, dilation)
     window_output_shape(op, spatial_shape, window, strides, pairs, dilation, padding,
                         window_name="kernel")
-    return Convolution.apply(x, kernel, strides=strides, padding=pairs, dilation=dilation)
+    options = {"strides": strides, "padding": pairs, "dilation": dilation}
+    fused_name = fused_activation_name(activation)
+    if bias is not None and fused_name is not None:
+        return Convolution.apply(x, kernel, bias, activation=fused_name, **options)
+    return bias_activation(Convolution.apply(x, kernel, **options), bias, activation)
 
 
 def conv1d(x, kernel, strides=1, padding="valid", dilation_rate=1):

@@ -5,7 +5,6 @@ kernel has Keras's shape (kernel_size..., input channels, filters).
 """
 from .. import functional as F
 from ..functional.conv import convolution, normalize_padding, normalize_tuple
-from ..functional.nn import bias_activation
 from .base import Layer
 from .core import (errors_named_after, resolve_initializer, serialize_activation,
                    serialize_initializer)
@@ -78,8 +77,8 @@ class Conv(Layer):
             )
         with errors_named_after(self):
             outputs = convolution(inputs, self.kernel, self.strides, self.padding,
-                                  self.dilation_rate)
-        return bias_activation(outputs, self.bias, self.activation)
+                                  self.dilation_rate, bias=self.bias, activation=self.activation)
+        return outputs
 
     def get_config(self):
         return {

@@ -21,6 +21,15 @@ the reasons, and the fallback when BLAS cannot be held, are in threads.py.
 The Numba loops release the GIL (`nogil=True`) so that two chunks can run at
 once.
 
+A layer's bias and activation can come with the convolution
+(`conv2d_bias_activation_*`): forward, they are applied to each chunk of y
+right after its GEMM (the epilogue); backward, grad_y * act'(y) and the bias
+gradient are formed chunk by chunk before the GEMMs (the prologue), and both
+backward GEMMs run in the same pass over the chunks.  Separately, each would
+be one more pass over the whole output, which for the MNIST CNN's first layer
+is 11 MB.  The prologue also leaves out the output pixels whose gradient is
+zero in every filter (see gradient_before_activation).
+
 The shape checks come from the reference set (reference/conv.py), so both sets
 accept and refuse exactly the same arguments.
 """
@@ -28,6 +37,8 @@ import numpy as np
 from numba import njit
 
 from ..reference.conv import conv1d_as_conv2d, conv2d_output_size
+from .elementwise import (LINEAR, activation_code, activation_derivative_from_output,
+                          apply_activation)
 from .threads import (BLAS_THREADED_CHUNK_BYTES, CACHE_CHUNK_BYTES, blas_on_one_thread,
                       can_share_out, for_each_chunk, lane_count)
 
@@ -46,32 +57,40 @@ def result_dtype(array):
 
 
 @njit(cache=True, nogil=True)
-def im2col(x, kernel_size, stride, pad_before, dilation, output_size, cols):
-    """Fill cols (N * OH * OW, KH * KW * C) with the window of every output pixel."""
+def im2col(x, kernel_size, stride, pad_before, dilation, output_size, pixels, cols):
+    """Fill row k of cols (len(pixels), KH * KW * C) with the window of output pixel
+    pixels[k], a flat index (n * OH + oh) * OW + ow; usually every pixel of x,
+    in order (see backpropagate for when some are left out)."""
     batch, height, width, channels = x.shape
     kernel_h, kernel_w = kernel_size
     out_h, out_w = output_size
-    for n in range(batch):
-        for oh in range(out_h):
-            for ow in range(out_w):
-                row = (n * out_h + oh) * out_w + ow
-                for i in range(kernel_h):
-                    h = oh * stride[0] - pad_before[0] + i * dilation[0]
-                    for j in range(kernel_w):
-                        w = ow * stride[1] - pad_before[1] + j * dilation[1]
-                        col = (i * kernel_w + j) * channels
-                        if 0 <= h < height and 0 <= w < width:
-                            if channels == 1:
-                                # A one-channel image (MNIST's first layer) would
-                                # spend longer entering the channel loop than
-                                # copying: this branch made im2col 1.7x faster there.
-                                cols[row, col] = x[n, h, w, 0]
-                            else:
-                                for c in range(channels):
-                                    cols[row, col + c] = x[n, h, w, c]
-                        else:  # the window hangs over the zero padding
-                            for c in range(channels):
-                                cols[row, col + c] = 0.0
+    for row in range(pixels.size):
+        n, oh, ow = pixel_position(pixels[row], out_h, out_w)
+        for i in range(kernel_h):
+            h = oh * stride[0] - pad_before[0] + i * dilation[0]
+            for j in range(kernel_w):
+                w = ow * stride[1] - pad_before[1] + j * dilation[1]
+                col = (i * kernel_w + j) * channels
+                if 0 <= h < height and 0 <= w < width:
+                    if channels == 1:
+                        # A one-channel image (MNIST's first layer) would
+                        # spend longer entering the channel loop than
+                        # copying: this branch made im2col 1.7x faster there.
+                        cols[row, col] = x[n, h, w, 0]
+                    else:
+                        for c in range(channels):
+                            cols[row, col + c] = x[n, h, w, c]
+                else:  # the window hangs over the zero padding
+                    for c in range(channels):
+                        cols[row, col + c] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def pixel_position(pixel, out_h, out_w):
+    """(n, oh, ow) of the flat output pixel index (n * OH + oh) * OW + ow."""
+    image, in_image = divmod(pixel, out_h * out_w)
+    oh, ow = divmod(in_image, out_w)
+    return image, oh, ow
 
 
 @njit(cache=True, nogil=True)
@@ -105,9 +124,10 @@ def im2col_transposed(x, kernel_size, stride, pad_before, dilation, output_size,
 
 
 @njit(cache=True, nogil=True)
-def col2im(grad_cols, kernel_size, stride, pad_before, dilation, output_size, grad_x):
-    """Overwrite grad_x with the sum of every row of grad_cols added back onto the
-    input pixels its window covers.
+def col2im(grad_cols, kernel_size, stride, pad_before, dilation, output_size, pixels, grad_x):
+    """Overwrite grad_x with the sum of every row k of grad_cols added back onto the
+    input pixels that the window of output pixel pixels[k] covers (pixels as in
+    im2col; output pixels left out add nothing).
 
     Windows overlap when the stride is smaller than the kernel, so several rows
     add into the same pixel.  grad_x is zeroed here, chunk by chunk, while it is
@@ -117,21 +137,19 @@ def col2im(grad_cols, kernel_size, stride, pad_before, dilation, output_size, gr
     kernel_h, kernel_w = kernel_size
     out_h, out_w = output_size
     grad_x[...] = 0.0
-    for n in range(batch):
-        for oh in range(out_h):
-            for ow in range(out_w):
-                row = (n * out_h + oh) * out_w + ow
-                for i in range(kernel_h):
-                    h = oh * stride[0] - pad_before[0] + i * dilation[0]
-                    if h < 0 or h >= height:
-                        continue  # gradient on padding belongs to no input
-                    for j in range(kernel_w):
-                        w = ow * stride[1] - pad_before[1] + j * dilation[1]
-                        if w < 0 or w >= width:
-                            continue
-                        col = (i * kernel_w + j) * channels
-                        for c in range(channels):
-                            grad_x[n, h, w, c] += grad_cols[row, col + c]
+    for row in range(pixels.size):
+        n, oh, ow = pixel_position(pixels[row], out_h, out_w)
+        for i in range(kernel_h):
+            h = oh * stride[0] - pad_before[0] + i * dilation[0]
+            if h < 0 or h >= height:
+                continue  # gradient on padding belongs to no input
+            for j in range(kernel_w):
+                w = ow * stride[1] - pad_before[1] + j * dilation[1]
+                if w < 0 or w >= width:
+                    continue
+                col = (i * kernel_w + j) * channels
+                for c in range(channels):
+                    grad_x[n, h, w, c] += grad_cols[row, col + c]
 
 
 class ConvGeometry:
@@ -152,20 +170,23 @@ class ConvGeometry:
     def arguments(self):
         return self.kernel_size, self.stride, self.pad_before, self.dilation, self.output_size
 
-    def fill_columns(self, x, cols):
-        """im2col of the images x into cols, a buffer from run_in_chunks."""
+    def fill_columns(self, x, cols, pixels=None):
+        """im2col of the images x into cols, a buffer from run_in_chunks: every
+        output pixel, or only the listed ones (see im2col)."""
         if self.columns_transposed:
             im2col_transposed(x, *self.arguments(), cols.T)
         else:
-            im2col(x, *self.arguments(), cols)
+            if pixels is None:
+                pixels = np.arange(x.shape[0] * self.pixels_per_image)
+            im2col(x, *self.arguments(), pixels, cols[:pixels.size])
 
-    def run_in_chunks(self, batch, dtype, work, rows_for_col2im=False):
+    def run_in_chunks(self, batch, dtype, work):
         """Call work(start, stop, columns, lane) for chunks of images [start, stop)
         covering the batch.  `columns` is the lane's own buffer, read as a matrix
         with one row per output pixel of the chunk; for few channels it is the
-        transpose of a C-ordered matrix (see im2col_transposed), unless
-        `rows_for_col2im`.  See the module docstring for the chunk sizes."""
-        transposed = self.columns_transposed and not rows_for_col2im
+        transpose of a C-ordered matrix (see im2col_transposed).  See the module
+        docstring for the chunk sizes."""
+        transposed = self.columns_transposed
         share_out = can_share_out()
         chunk_bytes = CACHE_CHUNK_BYTES if share_out else BLAS_THREADED_CHUNK_BYTES
         row_bytes = self.pixels_per_image * self.column_width * dtype.itemsize
@@ -196,6 +217,23 @@ class ConvGeometry:
 
 def conv2d_forward(x, w, stride, padding, dilation):
     """x (N, H, W, C) convolved with w (KH, KW, C, F) -> y (N, OH, OW, F)."""
+    return convolve(x, w, stride, padding, dilation, epilogue=None)
+
+
+def conv2d_bias_activation_forward(x, w, bias, stride, padding, dilation, activation):
+    """act(conv2d(x, w) + bias) -> y (N, OH, OW, F), the bias and activation applied
+    to each chunk of y as soon as its GEMM has written it, while it is in cache
+    (a separate bias_activation pass would read and write all of y once more)."""
+    code = activation_code(activation)
+    check_bias(bias, w.shape)
+    bias = np.ascontiguousarray(bias, dtype=result_dtype(x))
+    return convolve(x, w, stride, padding, dilation,
+                    epilogue=lambda y_rows: add_bias_and_activate(y_rows, bias, code))
+
+
+def convolve(x, w, stride, padding, dilation, epilogue):
+    """The forward pass, im2col + GEMM chunk by chunk; epilogue(y_rows), if given,
+    then runs on the chunk's rows of y (N * OH * OW, F)."""
     geometry = ConvGeometry(x.shape, w.shape, stride, padding, dilation)
     dtype = result_dtype(x)
     x = np.ascontiguousarray(x, dtype=dtype)
@@ -203,11 +241,14 @@ def conv2d_forward(x, w, stride, padding, dilation):
     w_matrix = np.ascontiguousarray(w, dtype=dtype).reshape(-1, filters)
     y = np.empty((x.shape[0], *geometry.output_size, filters), dtype=dtype)
     y_rows = y.reshape(-1, filters)
-    pixels = geometry.pixels_per_image
+    pixels_per_image = geometry.pixels_per_image
 
     def forward_chunk(start, stop, cols, lane):
         geometry.fill_columns(x[start:stop], cols)
-        np.matmul(cols, w_matrix, out=y_rows[start * pixels:stop * pixels])
+        chunk_rows = y_rows[start * pixels_per_image:stop * pixels_per_image]
+        np.matmul(cols, w_matrix, out=chunk_rows)
+        if epilogue is not None:
+            epilogue(chunk_rows)
 
     geometry.run_in_chunks(x.shape[0], dtype, forward_chunk)
     return y
@@ -215,46 +256,180 @@ def conv2d_forward(x, w, stride, padding, dilation):
 
 def conv2d_backward_input(grad_y, w, x_shape, stride, padding, dilation):
     """Gradient of the loss with respect to the input x, shape x_shape."""
-    geometry = ConvGeometry(x_shape, w.shape, stride, padding, dilation)
-    dtype = result_dtype(grad_y)
-    filters = w.shape[3]
-    grad_y_rows = np.ascontiguousarray(grad_y, dtype=dtype).reshape(-1, filters)
-    w_matrix_t = np.ascontiguousarray(w, dtype=dtype).reshape(-1, filters).T
-    grad_x = np.empty(tuple(x_shape), dtype=dtype)
-    pixels = geometry.pixels_per_image
-
-    def input_chunk(start, stop, grad_cols, lane):
-        np.matmul(grad_y_rows[start * pixels:stop * pixels], w_matrix_t, out=grad_cols)
-        col2im(grad_cols, *geometry.arguments(), grad_x[start:stop])
-
-    geometry.run_in_chunks(x_shape[0], dtype, input_chunk, rows_for_col2im=True)
+    grad_x, _, _ = backpropagate(grad_y, x_shape, w.shape, stride, padding, dilation, w=w)
     return grad_x
 
 
 def conv2d_backward_kernel(x, grad_y, w_shape, stride, padding, dilation):
     """Gradient of the loss with respect to the kernel w, shape w_shape."""
-    geometry = ConvGeometry(x.shape, w_shape, stride, padding, dilation)
-    dtype = result_dtype(x)
-    x = np.ascontiguousarray(x, dtype=dtype)
+    _, grad_w, _ = backpropagate(grad_y, x.shape, w_shape, stride, padding, dilation, x=x)
+    return grad_w
+
+
+def conv2d_bias_activation_backward(grad_y, y, x, w, stride, padding, dilation, activation,
+                                    need_grad_x, need_grad_w):
+    """(grad_x, grad_w, grad_bias) of y = act(conv2d(x, w) + bias), from y itself.
+
+    The activation's derivative and the bias gradient are the prologue of each
+    chunk: grad_y * act'(y) is formed in a small buffer that the chunk's GEMMs
+    read while it is in cache, instead of a full-size array written by one pass
+    and read back by two more.  grad_x or grad_w is None when not asked for.
+    """
+    code = activation_code(activation)
+    if y.shape != grad_y.shape:
+        raise ValueError(f"conv2d: grad_y has shape {grad_y.shape}, y has {y.shape}")
+    return backpropagate(grad_y, x.shape, w.shape, stride, padding, dilation,
+                         x=x if need_grad_w else None, w=w if need_grad_x else None,
+                         y=y, code=code)
+
+
+def backpropagate(grad_y, x_shape, w_shape, stride, padding, dilation,
+                  x=None, w=None, y=None, code=None):
+    """-> (grad_x, grad_w, grad_bias): both backward GEMMs in one pass over the
+    chunks of the batch.  grad_w is computed when x is given, grad_x when w is.
+
+    Given y and the activation's code, grad_y is the gradient of
+    y = act(conv + bias): each chunk of it first goes through the prologue
+    (gradient_before_activation), which also sums the bias gradient.  Without
+    y, grad_y is the gradient of the convolution's own output and grad_bias
+    is None.
+    """
+    geometry = ConvGeometry(x_shape, w_shape, stride, padding, dilation)
+    dtype = result_dtype(grad_y)
     filters = w_shape[3]
     grad_y_rows = np.ascontiguousarray(grad_y, dtype=dtype).reshape(-1, filters)
-    pixels = geometry.pixels_per_image
-    # One running sum per lane, so that lanes never add into the same array.
-    sums, products = {}, {}
+    if y is None:
+        # The convolution's own gradient: the prologue with the linear
+        # activation (slope 1, y not read) still packs the pixels with a
+        # gradient; its bias sums are not returned.
+        code, y_rows = LINEAR, grad_y_rows
+    else:
+        y_rows = np.ascontiguousarray(y, dtype=dtype).reshape(-1, filters)
+    if x is not None:
+        x = np.ascontiguousarray(x, dtype=dtype)
+    grad_x = None
+    if w is not None:
+        w_matrix_t = np.ascontiguousarray(w, dtype=dtype).reshape(-1, filters).T
+        grad_x = np.empty(tuple(x_shape), dtype=dtype)
+    pixels_per_image = geometry.pixels_per_image
+    # Each lane (thread) has its own buffers and running sums, so that lanes
+    # never write into the same array.
+    lanes = {}
 
-    def kernel_chunk(start, stop, cols, lane):
-        geometry.fill_columns(x[start:stop], cols)
-        if lane not in sums:
-            sums[lane] = np.zeros((geometry.column_width, filters), dtype=dtype)
-            products[lane] = np.empty_like(sums[lane])
-        np.matmul(cols.T, grad_y_rows[start * pixels:stop * pixels], out=products[lane])
-        sums[lane] += products[lane]
+    def backward_chunk(start, stop, cols, lane):
+        if lane not in lanes:
+            lanes[lane] = LaneSums(geometry.column_width, filters, dtype)
+        sums = lanes[lane]
+        rows = slice(start * pixels_per_image, stop * pixels_per_image)
+        chunk_grad_y = grad_y_rows[rows]
+        grad_rows = sums.buffer("gradient", chunk_grad_y.shape)
+        pixels = sums.buffer("pixels", chunk_grad_y.shape[:1], np.int64)
+        # The transposed column matrix (few channels) is filled a whole image
+        # row at a time, so it takes every pixel; there the GEMMs are cheap.
+        kept = gradient_before_activation(chunk_grad_y, y_rows[rows], code,
+                                          geometry.columns_transposed, grad_rows, pixels,
+                                          sums.bias)
+        grad_rows, pixels = grad_rows[:kept], pixels[:kept]
+        if x is not None:
+            geometry.fill_columns(x[start:stop], cols, pixels)
+            np.matmul(cols[:kept].T, grad_rows, out=sums.product)
+            sums.kernel += sums.product
+        if w is not None:
+            # The column buffer is free again: it now receives grad_cols, one
+            # row per output pixel, the layout col2im reads.
+            grad_cols = as_row_matrix(cols)[:kept]
+            np.matmul(grad_rows, w_matrix_t, out=grad_cols)
+            col2im(grad_cols, *geometry.arguments(), pixels, grad_x[start:stop])
 
-    geometry.run_in_chunks(x.shape[0], dtype, kernel_chunk)
-    grad_w = np.zeros((geometry.column_width, filters), dtype=dtype)
-    for lane_sum in sums.values():
-        grad_w += lane_sum
-    return grad_w.reshape(tuple(w_shape))
+    geometry.run_in_chunks(x_shape[0], dtype, backward_chunk)
+    grad_w = grad_bias = None
+    if x is not None:
+        grad_w = sum_over_lanes([sums.kernel for sums in lanes.values()],
+                                (geometry.column_width, filters), dtype)
+        grad_w = grad_w.reshape(tuple(w_shape))
+    if y is not None:
+        grad_bias = sum_over_lanes([sums.bias for sums in lanes.values()], (filters,), dtype)
+    return grad_x, grad_w, grad_bias
+
+
+class LaneSums:
+    """One lane's running sums (kernel and bias gradient) and scratch buffers."""
+
+    def __init__(self, column_width, filters, dtype):
+        self.filters = filters
+        self.dtype = dtype
+        self.kernel = np.zeros((column_width, filters), dtype=dtype)
+        self.product = np.empty_like(self.kernel)
+        # float64, so that float32 bias gradients over many rows stay accurate.
+        self.bias = np.zeros(filters)
+        self.scratch = {}
+
+    def buffer(self, name, shape, dtype=None):
+        """Scratch array `name` of this shape, reused from chunk to chunk."""
+        dtype = self.dtype if dtype is None else dtype
+        size = int(np.prod(shape))
+        if name not in self.scratch or self.scratch[name].size < size:
+            self.scratch[name] = np.empty(size, dtype=dtype)
+        return self.scratch[name][:size].reshape(shape)
+
+
+def sum_over_lanes(partial_sums, shape, dtype):
+    """The lanes' partial sums added up in float64 (zeros when no lane ran: batch 0)."""
+    total = np.zeros(shape)
+    for partial in partial_sums:
+        total += partial
+    return total.astype(dtype)
+
+
+def as_row_matrix(columns):
+    """The C-ordered (rows, width) matrix over the memory of a column buffer, which
+    run_in_chunks may hand out transposed (see im2col_transposed)."""
+    if columns.flags.c_contiguous:
+        return columns
+    return columns.T.reshape(-1).reshape(columns.shape)
+
+
+def check_bias(bias, w_shape):
+    if bias.shape != (w_shape[-1],):
+        raise ValueError(f"conv: bias has shape {bias.shape}, expected ({w_shape[-1]},), one "
+                         f"value per filter of the kernel {tuple(w_shape)}")
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def add_bias_and_activate(y_rows, bias, code):
+    """In place, y_rows (P, F) <- act(y_rows + bias): the forward's epilogue."""
+    for row in range(y_rows.shape[0]):
+        for channel in range(y_rows.shape[1]):
+            y_rows[row, channel] = apply_activation(y_rows[row, channel] + bias[channel], code)
+
+
+@njit(cache=True, nogil=True)
+def gradient_before_activation(grad_y_rows, y_rows, code, keep_every_pixel, grad_rows, pixels,
+                               bias_sums):
+    """The backward's prologue on one chunk: g = grad_y * act'(y) for every output
+    pixel (row), its column sums added to bias_sums (float64).
+
+    Rows where g is zero in every filter are left out unless keep_every_pixel:
+    the others are packed into the first rows of grad_rows, their pixel index
+    (row number in the chunk) in pixels.  Returns how many were kept.  A pixel
+    without gradient adds nothing to either gradient, and each one left out
+    saves a row in both backward GEMMs.  They are common: a 2x2 max pool over
+    an odd size never reads the last row and column (the MNIST CNN's second
+    convolution, 11x11 pooled to 5x5, sends a gradient to 100 of 121 pixels).
+    """
+    kept = 0
+    for row in range(grad_y_rows.shape[0]):
+        nonzero = False
+        for channel in range(grad_y_rows.shape[1]):
+            g = grad_y_rows[row, channel] * activation_derivative_from_output(
+                y_rows[row, channel], code)
+            grad_rows[kept, channel] = g
+            bias_sums[channel] += g
+            nonzero |= g != 0.0
+        if nonzero or keep_every_pixel:
+            pixels[kept] = row
+            kept += 1
+    return kept
 
 
 def conv1d_forward(x, w, stride, padding, dilation):
@@ -278,3 +453,20 @@ def conv1d_backward_kernel(x, grad_y, w_shape, stride, padding, dilation):
         *conv1d_as_conv2d(stride, padding, dilation),
     )
     return grad_w[0]
+
+
+def conv1d_bias_activation_forward(x, w, bias, stride, padding, dilation, activation):
+    """act(conv1d(x, w) + bias): x (N, L, C), w (K, C, F) -> y (N, OL, F)."""
+    y = conv2d_bias_activation_forward(x[:, None], w[None], bias,
+                                       *conv1d_as_conv2d(stride, padding, dilation), activation)
+    return y[:, 0]
+
+
+def conv1d_bias_activation_backward(grad_y, y, x, w, stride, padding, dilation, activation,
+                                    need_grad_x, need_grad_w):
+    grad_x, grad_w, grad_bias = conv2d_bias_activation_backward(
+        grad_y[:, None], y[:, None], x[:, None], w[None],
+        *conv1d_as_conv2d(stride, padding, dilation), activation, need_grad_x, need_grad_w,
+    )
+    return (None if grad_x is None else grad_x[:, 0],
+            None if grad_w is None else grad_w[0], grad_bias)

@@ -7,9 +7,13 @@ compiled on the first call of one of its kernels (see loader.py).
 from .conv import (
     conv1d_backward_input,
     conv1d_backward_kernel,
+    conv1d_bias_activation_backward,
+    conv1d_bias_activation_forward,
     conv1d_forward,
     conv2d_backward_input,
     conv2d_backward_kernel,
+    conv2d_bias_activation_backward,
+    conv2d_bias_activation_forward,
     conv2d_forward,
 )
 from .elementwise import (
@@ -53,6 +57,10 @@ __all__ = [
     "conv1d_forward",
     "conv1d_backward_input",
     "conv1d_backward_kernel",
+    "conv2d_bias_activation_forward",
+    "conv2d_bias_activation_backward",
+    "conv1d_bias_activation_forward",
+    "conv1d_bias_activation_backward",
     # pool
     "max_pool2d_forward",
     "max_pool2d_backward",

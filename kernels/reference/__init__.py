@@ -10,6 +10,10 @@ from .conv import (
     conv1d_forward,
     conv1d_backward_input,
     conv1d_backward_kernel,
+    conv2d_bias_activation_forward,
+    conv2d_bias_activation_backward,
+    conv1d_bias_activation_forward,
+    conv1d_bias_activation_backward,
 )
 from .pool import (
     max_pool2d_forward,
@@ -60,6 +64,10 @@ __all__ = [
     "conv1d_forward",
     "conv1d_backward_input",
     "conv1d_backward_kernel",
+    "conv2d_bias_activation_forward",
+    "conv2d_bias_activation_backward",
+    "conv1d_bias_activation_forward",
+    "conv1d_bias_activation_backward",
     # pool
     "max_pool2d_forward",
     "max_pool2d_backward",

@@ -21,6 +21,7 @@ conv1d is conv2d on a view with a height of one.
 import numpy as np
 
 from ..shapes import conv_output_length
+from .elementwise import bias_activation_backward, bias_activation_forward
 
 
 def conv2d_output_size(x_shape, w_shape, stride, padding, dilation):
@@ -147,3 +148,44 @@ def conv1d_backward_kernel(x, grad_y, w_shape, stride, padding, dilation):
         *conv1d_as_conv2d(stride, padding, dilation),
     )
     return grad_w[0]
+
+
+# ----------------------------------------------------------------------------
+# The convolution with the layer's bias and activation fused in
+# ----------------------------------------------------------------------------
+def conv2d_bias_activation_forward(x, w, bias, stride, padding, dilation, activation):
+    """act(conv2d(x, w) + bias) -> y (N, OH, OW, F).
+    This set composes the two kernels; the Numba set (cpu/conv.py) applies the
+    bias and activation to each chunk of y while it is in cache."""
+    y = conv2d_forward(x, w, stride, padding, dilation)
+    return bias_activation_forward(y, bias, activation)
+
+
+def conv2d_bias_activation_backward(grad_y, y, x, w, stride, padding, dilation, activation,
+                                    need_grad_x, need_grad_w):
+    """(grad_x, grad_w, grad_bias) of y = act(conv2d(x, w) + bias), read from y;
+    grad_x (grad_w) is None unless need_grad_x (need_grad_w)."""
+    grad_conv, grad_bias = bias_activation_backward(grad_y, y, activation)
+    grad_x = grad_w = None
+    if need_grad_x:
+        grad_x = conv2d_backward_input(grad_conv, w, x.shape, stride, padding, dilation)
+    if need_grad_w:
+        grad_w = conv2d_backward_kernel(x, grad_conv, w.shape, stride, padding, dilation)
+    return grad_x, grad_w, grad_bias
+
+
+def conv1d_bias_activation_forward(x, w, bias, stride, padding, dilation, activation):
+    """act(conv1d(x, w) + bias): x (N, L, C), w (K, C, F) -> y (N, OL, F)."""
+    y = conv2d_bias_activation_forward(x[:, None], w[None], bias,
+                                       *conv1d_as_conv2d(stride, padding, dilation), activation)
+    return y[:, 0]
+
+
+def conv1d_bias_activation_backward(grad_y, y, x, w, stride, padding, dilation, activation,
+                                    need_grad_x, need_grad_w):
+    grad_x, grad_w, grad_bias = conv2d_bias_activation_backward(
+        grad_y[:, None], y[:, None], x[:, None], w[None],
+        *conv1d_as_conv2d(stride, padding, dilation), activation, need_grad_x, need_grad_w,
+    )
+    return (None if grad_x is None else grad_x[:, 0],
+            None if grad_w is None else grad_w[0], grad_bias)

@@ -36,7 +36,9 @@ def conv_cases(draw, spatial_axes):
         )
     else:
         padding = resolve_padding(padding_kind, spatial, kernel, stride, dilation)
-    channels, filters = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    # Up to 6 channels: the Numba set lays out its column matrix differently
+    # from 5 channels on (kernels/cpu/conv.py, FEW_CHANNELS).
+    channels, filters = draw(st.integers(1, 6)), draw(st.integers(1, 3))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     x = rng.standard_normal((draw(st.integers(1, 3)), *spatial, channels)).astype(dtype)
@@ -103,6 +105,130 @@ def test_conv2d_refuses_mismatched_shapes(candidate, reference):
             kernels.conv2d_forward(x, asarray(np.zeros((3, 3, 2, 4))), *geometry)
         with pytest.raises(ValueError, match="does not fit"):
             kernels.conv2d_forward(x, asarray(np.zeros((6, 3, 3, 4))), *geometry)
+
+
+# ------------------------------------------------- the convolution with bias and activation
+
+ACTIVATIONS = ["linear", "relu", "tanh", "sigmoid", "hard_sigmoid"]
+
+
+def gradient_with_silent_pixels(rng, shape, dtype):
+    """A random grad_y in which some output pixels get no gradient in any filter,
+    as behind a max pool (the Numba set leaves those pixels out of its GEMMs)."""
+    grad_y = rng.standard_normal(shape).astype(dtype)
+    silent = rng.random(shape[:-1]) < 0.4
+    grad_y[silent] = 0.0
+    return grad_y
+
+
+def check_fused_against_reference(candidate, reference, dims, x, w, geometry, rng, activation,
+                                  need_grad_x, need_grad_w):
+    """conv{dims}d_bias_activation_forward/backward agree with the reference."""
+    forward = getattr(candidate, f"conv{dims}d_bias_activation_forward")
+    backward = getattr(candidate, f"conv{dims}d_bias_activation_backward")
+    dtype = x.dtype
+    bias = rng.standard_normal(w.shape[-1]).astype(dtype)
+    expected_y = getattr(reference, f"conv{dims}d_bias_activation_forward")(
+        x, w, bias, *geometry, activation)
+    as_device = candidate.asarray
+    y = candidate.to_numpy(forward(as_device(x), as_device(w), as_device(bias), *geometry,
+                                   activation))
+    assert y.dtype == dtype
+    assert_close(y, expected_y, dtype, f"{activation} forward")
+
+    grad_y = gradient_with_silent_pixels(rng, y.shape, dtype)
+    expected = getattr(reference, f"conv{dims}d_bias_activation_backward")(
+        grad_y, expected_y, x, w, *geometry, activation, need_grad_x, need_grad_w)
+    found = [None if value is None else candidate.to_numpy(value) for value in backward(
+        as_device(grad_y), as_device(expected_y), as_device(x), as_device(w), *geometry,
+        activation, need_grad_x, need_grad_w)]
+    for name, value, wanted, expected_value in zip(
+            ("grad_x", "grad_w", "grad_bias"), found, (need_grad_x, need_grad_w, True), expected):
+        if not wanted:
+            assert value is None and expected_value is None, f"{name} was not asked for"
+            continue
+        assert value.dtype == dtype
+        assert_close(value, expected_value, dtype, f"{activation} {name}")
+
+
+@given_with_fixtures
+@given(case=conv_cases(spatial_axes=2), activation=st.sampled_from(ACTIVATIONS),
+       needs=st.sampled_from([(True, True), (False, True), (True, False)]))
+def test_conv2d_bias_activation_matches_reference(candidate, reference, case, activation, needs):
+    check_fused_against_reference(candidate, reference, 2, *case, activation, *needs)
+
+
+@given_with_fixtures
+@given(case=conv_cases(spatial_axes=1), activation=st.sampled_from(ACTIVATIONS))
+def test_conv1d_bias_activation_matches_reference(candidate, reference, case, activation):
+    check_fused_against_reference(candidate, reference, 1, *case, activation, True, True)
+
+
+def test_reference_fused_conv_is_the_conv_then_bias_activation(reference):
+    """The fused kernels' specification, spelled out with the separate kernels."""
+    rng = np.random.default_rng(5)
+    x, w, bias = (rng.standard_normal(shape) for shape in ((2, 6, 5, 3), (3, 2, 3, 4), (4,)))
+    geometry = ((1, 2), ((1, 1), (0, 1)), (1, 1))
+    y = reference.conv2d_bias_activation_forward(x, w, bias, *geometry, "tanh")
+    np.testing.assert_array_equal(y, np.tanh(reference.conv2d_forward(x, w, *geometry) + bias))
+    grad_y = rng.standard_normal(y.shape)
+    grad_x, grad_w, grad_bias = reference.conv2d_bias_activation_backward(
+        grad_y, y, x, w, *geometry, "tanh", True, True)
+    grad_conv = grad_y * (1 - y * y)
+    np.testing.assert_allclose(grad_bias, grad_conv.sum(axis=(0, 1, 2)))
+    np.testing.assert_allclose(
+        grad_x, reference.conv2d_backward_input(grad_conv, w, x.shape, *geometry))
+    np.testing.assert_allclose(
+        grad_w, reference.conv2d_backward_kernel(x, grad_conv, w.shape, *geometry))
+
+
+@pytest.mark.parametrize("channels", [1, 6])
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_cpu_conv_in_many_chunks_with_poisoned_scratch(reference, monkeypatch, channels, lanes):
+    """Chunks of one image shared out over lanes, scratch buffers that start as NaN
+    (or -1 for pixel lists), some pixels without gradient: still the reference's
+    results.  (Without threadpoolctl the kernels run one chunk per pass, and this
+    checks that.)"""
+    import numba
+
+    from deepbreadth.kernels import cpu
+    from deepbreadth.kernels.cpu import conv as cpu_conv
+
+    monkeypatch.setattr(cpu_conv, "CACHE_CHUNK_BYTES", 1)  # one image per chunk
+    real_buffer = cpu_conv.LaneSums.buffer
+
+    def poisoned_buffer(self, name, shape, dtype=None):
+        array = real_buffer(self, name, shape, dtype)
+        array[...] = -1 if array.dtype.kind == "i" else np.nan
+        return array
+
+    monkeypatch.setattr(cpu_conv.LaneSums, "buffer", poisoned_buffer)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((5, 7, 6, channels)).astype(np.float32)
+    w = rng.standard_normal((3, 2, channels, 4)).astype(np.float32)
+    bias = rng.standard_normal(4).astype(np.float32)
+    geometry = ((1, 1), ((1, 1), (0, 1)), (1, 1))
+    previous_lanes = numba.get_num_threads()
+    numba.set_num_threads(min(lanes, numba.config.NUMBA_NUM_THREADS))
+    try:
+        y = cpu.conv2d_bias_activation_forward(x, w, bias, *geometry, "relu")
+        grad_y = gradient_with_silent_pixels(rng, y.shape, np.float32)
+        found = cpu.conv2d_bias_activation_backward(grad_y, y, x, w, *geometry, "relu",
+                                                    True, True)
+        unfused = (cpu.conv2d_backward_input(grad_y, w, x.shape, *geometry),
+                   cpu.conv2d_backward_kernel(x, grad_y, w.shape, *geometry))
+    finally:
+        numba.set_num_threads(previous_lanes)
+    assert_close(y, reference.conv2d_bias_activation_forward(x, w, bias, *geometry, "relu"),
+                 np.float32, "forward")
+    expected = reference.conv2d_bias_activation_backward(grad_y, y, x, w, *geometry, "relu",
+                                                         True, True)
+    for name, value, expected_value in zip(("grad_x", "grad_w", "grad_bias"), found, expected):
+        assert_close(value, expected_value, np.float32, name)
+    assert_close(unfused[0], reference.conv2d_backward_input(grad_y, w, x.shape, *geometry),
+                 np.float32, "unfused grad_x")
+    assert_close(unfused[1], reference.conv2d_backward_kernel(x, grad_y, w.shape, *geometry),
+                 np.float32, "unfused grad_w")
 
 
 # ---------------------------------------------------------------- independent oracles
