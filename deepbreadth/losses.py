@@ -379,14 +379,13 @@ def _reduce(losses, sample_weight, reduction):
         losses = losses * weights
     if reduction in ("none", None):
         return losses
-    total = sum(losses)
     if reduction == "sum":
-        return total
+        return sum(losses)
     if reduction == "mean_with_sample_weight" and weights is not None:
         xp = backend.array_module(weights.data)
-        return total / float(xp.broadcast_to(weights.data, losses.shape).sum())
+        return sum(losses) / float(xp.broadcast_to(weights.data, losses.shape).sum())
     # Keras divides by the number of losses, not by the sum of the weights.
-    return total / losses.size
+    return mean(losses)
 
 
 def _weights_for(sample_weight, losses):

@@ -122,7 +122,8 @@ PRODUCT_OPS = {
     "GRUSequence": _recurrent_flops,
 }
 OTHER_OPS = {
-    "Sum": _reduction_flops, "SumToShape": _reduction_flops, "MaxMin": _reduction_flops,
+    "Sum": _reduction_flops, "Mean": _reduction_flops, "SumToShape": _reduction_flops,
+    "MaxMin": _reduction_flops,
     "LogSumExp": _reduction_flops, "MaxPool": _reduction_flops, "AvgPool": _reduction_flops,
     "GlobalMaxPool": _reduction_flops, "GlobalAvgPool": _reduction_flops,
     "BiasActivation": _bias_activation_flops,
