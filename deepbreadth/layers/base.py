@@ -122,8 +122,9 @@ def _is_symbolic_call(inputs, args, kwargs):
     """True when a layer is called on symbolic tensors (building a functional model)."""
     if type(inputs) is Tensor and not args:
         # The eager common case, one tensor and options such as training=True:
-        # only the options need a look.
-        return bool(kwargs) and _contains_symbolic(kwargs)
+        # only options that are (or hold) symbolic tensors count.
+        return any(isinstance(value, (SymbolicTensor, list, tuple, dict)) and _contains_symbolic(value)
+                   for value in kwargs.values())
     return _contains_symbolic((inputs, args, kwargs))
 
 
