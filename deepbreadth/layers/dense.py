@@ -52,9 +52,11 @@ class Dense(Layer):
                 f"the last axis, got shape {tuple(inputs.shape)}; a layer's input size cannot "
                 "change after its first call (make a new layer)"
             )
+        if inputs.ndim == 2:
+            return bias_activation(inputs @ self.kernel, self.bias, self.activation)
         # Higher-rank inputs go through as one (samples, features) matrix: one
         # matrix product, and a kernel gradient without a batch of outer products.
-        rows = F.reshape(inputs, (-1, features)) if inputs.ndim > 2 else inputs
+        rows = F.reshape(inputs, (-1, features))
         outputs = bias_activation(rows @ self.kernel, self.bias, self.activation)
         return F.reshape(outputs, inputs.shape[:-1] + (self.units,))
 
