@@ -19,6 +19,7 @@ class MaxPool(Function):
     def forward(ctx, x, pool_size, strides, padding):
         ctx.op = f"max_pool{x.ndim - 2}d"
         ctx.x_shape = x.shape
+        ctx.options = (pool_size, strides, padding)
         y, argmax = backend.kernel(f"{ctx.op}_forward", x)(x, pool_size, strides, padding)
         ctx.save_for_backward(argmax)
         return y
@@ -27,7 +28,7 @@ class MaxPool(Function):
     def backward(ctx, grad):
         (argmax,) = ctx.saved_tensors
         grad_x = backend.kernel(f"{ctx.op}_backward", grad.data)(grad.data, argmax.data,
-                                                                  ctx.x_shape)
+                                                                  ctx.x_shape, *ctx.options)
         return Tensor._wrap(grad_x)
 
 

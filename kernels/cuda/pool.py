@@ -92,8 +92,10 @@ def scatter_to_argmax(grad_y, argmax, batch, in_positions, channels):
     return grad_x
 
 
-def max_pool2d_backward(grad_y, argmax, x_shape):
-    """Each window's gradient goes to its winner; overlapping windows add up."""
+def max_pool2d_backward(grad_y, argmax, x_shape, pool=None, stride=None, padding=None):
+    """Each window's gradient goes to its winner; overlapping windows add up.
+    (The geometry is not needed here: one thread per output element adds into
+    its winner.)"""
     batch, height, width, channels = (int(size) for size in x_shape)
     grad_x = scatter_to_argmax(grad_y, argmax, batch, height * width, channels)
     return grad_x.reshape(batch, height, width, channels)
@@ -134,9 +136,11 @@ def max_pool1d_forward(x, pool, stride, padding):
     return y[:, 0], argmax[:, 0]
 
 
-def max_pool1d_backward(grad_y, argmax, x_shape):
+def max_pool1d_backward(grad_y, argmax, x_shape, pool=None, stride=None, padding=None):
     batch, length, channels = x_shape
-    grad_x = max_pool2d_backward(grad_y[:, None], argmax[:, None], (batch, 1, length, channels))
+    geometry = () if pool is None else pool1d_as_pool2d(pool, stride, padding)
+    grad_x = max_pool2d_backward(grad_y[:, None], argmax[:, None], (batch, 1, length, channels),
+                                 *geometry)
     return grad_x[:, 0]
 
 

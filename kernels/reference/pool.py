@@ -90,8 +90,13 @@ def max_pool2d_forward(x, pool, stride, padding):
     return y, argmax
 
 
-def max_pool2d_backward(grad_y, argmax, x_shape):
-    """Each window's gradient goes to its winner; overlapping windows add up."""
+def max_pool2d_backward(grad_y, argmax, x_shape, pool=None, stride=None, padding=None):
+    """Each window's gradient goes to its winner; overlapping windows add up.
+
+    pool, stride and padding are the forward's.  The winners in argmax are all
+    this set needs; the Numba set uses the geometry to write grad_x band by
+    band (cpu/pool.py).
+    """
     batch, height, width, channels = x_shape
     grad_plane = np.zeros((batch, height * width, channels), dtype=grad_y.dtype)
     batch_index = np.arange(batch)[:, None, None, None]
@@ -150,9 +155,11 @@ def max_pool1d_forward(x, pool, stride, padding):
     return y[:, 0], argmax[:, 0]
 
 
-def max_pool1d_backward(grad_y, argmax, x_shape):
+def max_pool1d_backward(grad_y, argmax, x_shape, pool=None, stride=None, padding=None):
     batch, length, channels = x_shape
-    grad_x = max_pool2d_backward(grad_y[:, None], argmax[:, None], (batch, 1, length, channels))
+    geometry = () if pool is None else pool1d_as_pool2d(pool, stride, padding)
+    grad_x = max_pool2d_backward(grad_y[:, None], argmax[:, None], (batch, 1, length, channels),
+                                 *geometry)
     return grad_x[:, 0]
 
 

@@ -64,10 +64,12 @@ def check_max_pool(candidate, reference, dims, x, pool, stride, padding, rng):
     np.testing.assert_array_equal(winners.reshape(y.shape), y)
 
     grad_y = rng.standard_normal(y.shape).astype(x.dtype)
-    grad_x = run(candidate, backward, grad_y, argmax, x.shape)
-    assert grad_x.dtype == x.dtype
-    assert_close(grad_x, getattr(reference, backward)(grad_y, expected_argmax, x.shape),
-                 x.dtype, "max backward")
+    expected_grad_x = getattr(reference, backward)(grad_y, expected_argmax, x.shape)
+    # With the forward's geometry (what the layers pass) and without it.
+    for geometry in ((pool, stride, padding), ()):
+        grad_x = run(candidate, backward, grad_y, argmax, x.shape, *geometry)
+        assert grad_x.dtype == x.dtype
+        assert_close(grad_x, expected_grad_x, x.dtype, f"max backward, geometry {geometry}")
 
 
 def check_avg_pool(candidate, reference, dims, x, pool, stride, padding, rng):
@@ -82,6 +84,30 @@ def check_avg_pool(candidate, reference, dims, x, pool, stride, padding, rng):
     assert grad_x.dtype == x.dtype
     assert_close(grad_x, getattr(reference, backward)(grad_y, x.shape, pool, stride, padding),
                  x.dtype, "avg backward")
+
+
+@pytest.mark.parametrize("pool, stride, padding, x_shape", [
+    ((2, 2), (2, 2), ((0, 0), (0, 0)), (2, 7, 6, 3)),  # odd height: the last row gets nothing
+    ((2, 3), (3, 2), ((0, 1), (1, 1)), (1, 7, 8, 2)),  # stride > pool, padding, columns overlap
+    ((1, 5), (1, 5), ((0, 0), (0, 0)), (3, 1, 5, 2)),  # one window per row, as a global pool
+])
+def test_cpu_max_pool_backward_band_by_band_writes_every_element(reference, pool, stride,
+                                                                 padding, x_shape):
+    """The band-by-band scatter starts from an array full of NaN: every element of
+    grad_x, winner or not, must be written."""
+    from deepbreadth.kernels.cpu import pool as cpu_pool
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(x_shape)
+    y, argmax = reference.max_pool2d_forward(x, pool, stride, padding)
+    grad_y = rng.standard_normal(y.shape)
+    batch, height, width, channels = x_shape
+    grad_x = np.full((batch, height * width, channels), np.nan)
+    cpu_pool.scatter_to_winners_band_by_band(grad_y, argmax, stride[0], padding[0][0], width,
+                                             grad_x)
+    np.testing.assert_allclose(grad_x.reshape(x_shape),
+                               reference.max_pool2d_backward(grad_y, argmax, x_shape),
+                               rtol=1e-12, atol=1e-12)
 
 
 @given_with_fixtures
