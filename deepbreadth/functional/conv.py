@@ -94,12 +94,13 @@ class Convolution(Function):
     Why one op for the three: a convolution's output is large (the MNIST CNN's
     first one is 11 MB) and adding the bias and applying the activation do
     almost no arithmetic per element, so as a separate op (BiasActivation) they
-    cost a full pass over it forward and two backward.  The kernels instead run
-    them on each chunk of the output while it is still in the cache: forward,
-    right after the GEMM that wrote the chunk (the epilogue); backward, on each
-    chunk of the incoming gradient before the GEMMs read it (the prologue,
-    which also sums the bias gradient).  Like BiasActivation, the backward
-    reads the activation's derivative from the output y, so y is saved.
+    cost a full pass over it forward and two backward.  The Numba kernels
+    (kernels/cpu/conv.py) instead run them on each chunk of the output while
+    it is still in the cache: forward, right after the GEMM that wrote the
+    chunk (the epilogue); backward, on each chunk of the incoming gradient
+    before the GEMMs read it (the prologue, which also sums the bias
+    gradient).  Like BiasActivation, the backward reads the activation's
+    derivative from the output y, so y is saved.
     """
     once_differentiable = True
 
