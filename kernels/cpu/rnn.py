@@ -22,6 +22,13 @@ of work goes to the tool that does it fastest:
   plain loops (no `parallel=True`): a Numba thread pool next to OpenBLAS's
   made every step several times slower on two cores, because each pool's
   idle threads spin while the other one works.
+* float32 LSTM steps with the default activations are one fused kernel with
+  a tanh of its own (`tanh_float32`, a rational function that vectorizes),
+  2x faster than the NumPy passes; float64 keeps NumPy's exact tanh.
+* Threads: each sample's recurrence is independent of the others', so every
+  cell runs the time loop on one slice of the batch per lane
+  (`run_batch_chunks`), and the large products outside the loop are cut
+  into blocks shared over the lanes too (`threads.matmul_over_lanes`).
 * Backward, each step turns the incoming gradient into the gradient of the
   gate pre-activations, `grad_z`, kept for every step.  The weight gradients
   are sums over time of products with `grad_z`, so each is computed at the end
@@ -233,10 +240,11 @@ def run_batch_chunks(batch, recurrence):
 
 
 def blas_held_if_shared_out():
-    """The whole LSTM kernel runs with BLAS on one thread where the batch is
-    shared out: the few large products outside the time loop lost more to
-    thread meetings on the shared machine than they gained (LSTM(128) fwd +
-    bwd, 2 threads, median wall 387 -> 104 ms)."""
+    """Each recurrent kernel runs with BLAS on one thread where the batch is
+    shared out: BLAS's own threads on the few large products outside the time
+    loop lost more to thread meetings on the shared machine than they gained
+    (LSTM(128) fwd + bwd, 2 threads, median wall 387 -> 104 ms); those
+    products are shared out over the lanes instead (matmul_over_lanes)."""
     return blas_on_one_thread() if can_share_out() else contextlib.nullcontext()
 
 
@@ -250,7 +258,7 @@ def state_before(t, sequence, initial):
 # --------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def simple_rnn_step_backward(grad_h_seq, grad_h_from_later, h, grad_z, act):
     """grad_z = (gradient reaching h_t) * act'(z_t), all (N, U) of step t."""
     batch, units = h.shape
@@ -261,6 +269,11 @@ def simple_rnn_step_backward(grad_h_seq, grad_h_from_later, h, grad_z, act):
 
 
 def simple_rnn_forward(x, h0, kernel, recurrent_kernel, bias, activation):
+    with blas_held_if_shared_out():
+        return simple_rnn_forward_blas_set(x, h0, kernel, recurrent_kernel, bias, activation)
+
+
+def simple_rnn_forward_blas_set(x, h0, kernel, recurrent_kernel, bias, activation):
     activation_code(activation)  # raises ValueError for an unknown name
     check_shapes("simple_rnn", 1, x, h0, kernel, recurrent_kernel)
     check_shape("simple_rnn", "bias", bias, (kernel.shape[1],))
@@ -268,16 +281,31 @@ def simple_rnn_forward(x, h0, kernel, recurrent_kernel, bias, activation):
     h0, kernel, recurrent_kernel, bias = as_contiguous(dtype, h0, kernel, recurrent_kernel, bias)
     # The input projection is the first term of every step's sum: h is built on it.
     h = project_inputs(x, kernel, bias)
-    h_projection = np.empty_like(h0)
-    for t in range(h.shape[0]):
-        np.matmul(state_before(t, h, h0), recurrent_kernel, out=h_projection)
-        h[t] += h_projection
-        apply_activation(activation, h[t], out=h[t])
+
+    def recurrence(rows):
+        """All steps for the batch rows `rows` (see run_batch_chunks)."""
+        h_projection = np.empty((rows.stop - rows.start, h.shape[2]), dtype=dtype)
+        for t in range(h.shape[0]):
+            np.matmul(state_before(t, h, h0)[rows], recurrent_kernel, out=h_projection)
+            h_t = h[t, rows]
+            h_t += h_projection
+            apply_activation(activation, h_t, out=h_t)
+
+    run_batch_chunks(h.shape[1], recurrence)
     return batch_major(h)
 
 
 def simple_rnn_backward(
     x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, activation, need_grad_x=True
+):
+    with blas_held_if_shared_out():
+        return simple_rnn_backward_blas_set(
+            x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, activation, need_grad_x
+        )
+
+
+def simple_rnn_backward_blas_set(
+    x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, activation, need_grad_x
 ):
     act = activation_code(activation)
     check_shapes("simple_rnn", 1, x, h0, kernel, recurrent_kernel)
@@ -289,14 +317,23 @@ def simple_rnn_backward(
     recurrent_kernel_t = transposed_copy(recurrent_kernel)
 
     grad_z = np.empty_like(h)
-    grad_h_from_later = np.zeros_like(h0)
-    for t in reversed(range(h.shape[0])):
-        simple_rnn_step_backward(grad_h_seq[t], grad_h_from_later, h[t], grad_z[t], act)
-        np.matmul(grad_z[t], recurrent_kernel_t, out=grad_h_from_later)
+    grad_h0 = np.empty_like(h0)
+
+    def recurrence(rows):
+        """All steps, last to first, for the batch rows `rows`."""
+        grad_h_from_later = np.zeros((rows.stop - rows.start, units), dtype=dtype)
+        for t in reversed(range(h.shape[0])):
+            simple_rnn_step_backward(
+                grad_h_seq[t, rows], grad_h_from_later, h[t, rows], grad_z[t, rows], act
+            )
+            np.matmul(grad_z[t, rows], recurrent_kernel_t, out=grad_h_from_later)
+        grad_h0[rows] = grad_h_from_later
+
+    run_batch_chunks(h0.shape[0], recurrence)
     grad_x, grad_kernel, grad_recurrent_kernel, grad_bias, _ = weight_gradients(
         x, h, h0, grad_z, grad_z, kernel, need_grad_x
     )
-    return grad_x, grad_h_from_later, grad_kernel, grad_recurrent_kernel, grad_bias
+    return grad_x, grad_h0, grad_kernel, grad_recurrent_kernel, grad_bias
 
 
 # --------------------------------------------------------------------------
@@ -643,7 +680,7 @@ def lstm_backward_blas_set(
 # --------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gru_gate_inputs(x_projection, h_projection, recurrent_bias, gates):
     """Pre-activations of z and r, and hz_h (the recurrent candidate part)."""
     batch, three_units = h_projection.shape
@@ -655,7 +692,7 @@ def gru_gate_inputs(x_projection, h_projection, recurrent_bias, gates):
             gates[n, units + j] = h_projection[n, j] + recurrent_bias[j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gru_candidate_input(x_projection, gates):
     """Pre-activation of the candidate: xz_h + r * hz_h (reset after the product)."""
     batch, four_units = gates.shape
@@ -667,7 +704,7 @@ def gru_candidate_input(x_projection, gates):
             gates[n, 2 * units + j] = x_projection[n, 2 * units + j] + r * hz_h
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gru_state_update(gates, h_prev, h):
     """h_t = z * h_{t-1} + (1 - z) * hh."""
     batch, units = h.shape
@@ -678,7 +715,7 @@ def gru_state_update(gates, h_prev, h):
             h[n, j] = z * h_prev[n, j] + (1.0 - z) * hh
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gru_step_backward(
     grad_h_seq, grad_h_from_later, grad_h_direct, gates, h_prev, grad_xz, grad_hz, act, rec_act
 ):
@@ -707,6 +744,13 @@ def gru_step_backward(
 
 
 def gru_forward(x, h0, kernel, recurrent_kernel, bias, activation, recurrent_activation):
+    with blas_held_if_shared_out():
+        return gru_forward_blas_set(
+            x, h0, kernel, recurrent_kernel, bias, activation, recurrent_activation
+        )
+
+
+def gru_forward_blas_set(x, h0, kernel, recurrent_kernel, bias, activation, recurrent_activation):
     activation_code(activation)  # raises ValueError for an unknown name
     activation_code(recurrent_activation)
     check_shapes("gru", 3, x, h0, kernel, recurrent_kernel)
@@ -719,23 +763,40 @@ def gru_forward(x, h0, kernel, recurrent_kernel, bias, activation, recurrent_act
     steps, batch, _ = x_projection.shape
     h = np.empty((steps, batch, units), dtype=dtype)
     gates = np.empty((steps, batch, 4 * units), dtype=dtype)
-    h_projection = np.empty((batch, 3 * units), dtype=dtype)
-    for t in range(steps):
-        h_prev = state_before(t, h, h0)
-        np.matmul(h_prev, recurrent_kernel, out=h_projection)
-        gru_gate_inputs(x_projection[t], h_projection, bias[1], gates[t])
-        z_and_r = gates[t][:, : 2 * units]
-        apply_activation(recurrent_activation, z_and_r, out=z_and_r)
-        gru_candidate_input(x_projection[t], gates[t])
-        candidate = gates[t][:, 2 * units : 3 * units]
-        apply_activation(activation, candidate, out=candidate)
-        gru_state_update(gates[t], h_prev, h[t])
+
+    def recurrence(rows):
+        """All steps for the batch rows `rows` (see run_batch_chunks)."""
+        h_projection = np.empty((rows.stop - rows.start, 3 * units), dtype=dtype)
+        for t in range(steps):
+            h_prev = state_before(t, h, h0)[rows]
+            step_gates = gates[t, rows]
+            np.matmul(h_prev, recurrent_kernel, out=h_projection)
+            gru_gate_inputs(x_projection[t, rows], h_projection, bias[1], step_gates)
+            z_and_r = step_gates[:, : 2 * units]
+            apply_activation(recurrent_activation, z_and_r, out=z_and_r)
+            gru_candidate_input(x_projection[t, rows], step_gates)
+            candidate = step_gates[:, 2 * units : 3 * units]
+            apply_activation(activation, candidate, out=candidate)
+            gru_state_update(step_gates, h_prev, h[t, rows])
+
+    run_batch_chunks(batch, recurrence)
     return batch_major(h), batch_major(gates)
 
 
 def gru_backward(
     x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq, activation, recurrent_activation,
     need_grad_x=True,
+):
+    with blas_held_if_shared_out():
+        return gru_backward_blas_set(
+            x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq, activation,
+            recurrent_activation, need_grad_x,
+        )
+
+
+def gru_backward_blas_set(
+    x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq, activation, recurrent_activation,
+    need_grad_x,
 ):
     act = activation_code(activation)
     rec_act = activation_code(recurrent_activation)
@@ -752,17 +813,23 @@ def gru_backward(
     steps, batch, _ = h.shape
     grad_xz = np.empty((steps, batch, 3 * units), dtype=dtype)
     grad_hz = np.empty((steps, batch, 3 * units), dtype=dtype)
-    grad_h_from_later = np.zeros_like(h0)
-    grad_h_direct = np.zeros_like(h0)
-    for t in reversed(range(steps)):
-        gru_step_backward(
-            grad_h_seq[t], grad_h_from_later, grad_h_direct, gates[t], state_before(t, h, h0),
-            grad_xz[t], grad_hz[t], act, rec_act,
-        )
-        np.matmul(grad_hz[t], recurrent_kernel_t, out=grad_h_from_later)
+    grad_h0 = np.empty_like(h0)
+
+    def recurrence(rows):
+        """All steps, last to first, for the batch rows `rows`."""
+        grad_h_from_later = np.zeros((rows.stop - rows.start, units), dtype=dtype)
+        grad_h_direct = np.zeros((rows.stop - rows.start, units), dtype=dtype)
+        for t in reversed(range(steps)):
+            gru_step_backward(
+                grad_h_seq[t, rows], grad_h_from_later, grad_h_direct, gates[t, rows],
+                state_before(t, h, h0)[rows], grad_xz[t, rows], grad_hz[t, rows], act, rec_act,
+            )
+            np.matmul(grad_hz[t, rows], recurrent_kernel_t, out=grad_h_from_later)
+        grad_h0[rows] = grad_h_from_later + grad_h_direct
+
+    run_batch_chunks(batch, recurrence)
     grad_x, grad_kernel, grad_recurrent_kernel, grad_input_bias, grad_recurrent_bias = (
         weight_gradients(x, h, h0, grad_xz, grad_hz, kernel, need_grad_x)
     )
-    grad_h0 = grad_h_from_later + grad_h_direct
     grad_bias = np.stack([grad_input_bias, grad_recurrent_bias])
     return grad_x, grad_h0, grad_kernel, grad_recurrent_kernel, grad_bias
