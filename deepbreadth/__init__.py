@@ -12,7 +12,7 @@ See docs/ARCHITECTURE.md.
 from . import functional
 from .autograd import (BackendError, Function, ShapeError, Tensor, backward, enable_grad, grad,
                        is_grad_enabled, no_grad)
-from .backend import floatx, get_backend, set_backend, set_floatx, set_seed
+from .backend import floatx, get_backend, kernel_threads, set_backend, set_floatx, set_seed
 from .creation import arange, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
 from .functional import (abs, argmax, argmin, clip, concatenate, elu, exp, expand_dims, flatten,
                          gelu, leaky_relu, log, log_softmax, logsumexp, matmul, max, maximum,

@@ -8,6 +8,7 @@ kernels (the user's choice), CuPy arrays always to the CUDA kernels.
 Importing this module imports neither Numba nor CuPy: both are loaded on the
 first kernel call that needs them, so ``import deepbreadth`` stays fast.
 """
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -60,6 +61,28 @@ def get_backend():
 
 def default_device():
     return "cuda" if _state["backend"] == "cupy" else "cpu"
+
+
+def kernel_threads():
+    """A context manager for a training loop of your own: the thread setup
+    that `fit`, `evaluate` and `predict` use.
+
+    With the Numba backend, BLAS is held to one thread inside the block and
+    the kernels share the batch out over Numba's threads themselves
+    (`numba.set_num_threads` sets how many). A step is a chain of small
+    matrix products and Numba loops; BLAS's own threads meet at the end of
+    every product and spin between them, taking the cores from the loop that
+    comes next (kernels/cpu/threads.py says more). With the other backends
+    it does nothing.
+
+        with deepbreadth.kernel_threads():
+            for x, y in loader:
+                ...
+    """
+    if _state["backend"] != "numba":
+        return contextlib.nullcontext()
+    from .kernels.cpu.threads import blas_on_one_thread
+    return blas_on_one_thread()
 
 
 # ----------------------------------------------------------------------------

@@ -32,7 +32,6 @@ import deepbreadth as tf
 from _results import write_results
 import deepbreadth.functional as F
 from deepbreadth.datasets import DataLoader
-from deepbreadth.kernels.cpu.threads import blas_on_one_thread
 
 
 def glorot_uniform(fan_in, fan_out, rng):
@@ -134,11 +133,12 @@ def main():
                         seed=args.seed)
 
     # fit does one more thing, for speed on the CPU: it keeps NumPy's BLAS on
-    # one thread while it trains. A step is a chain of small matrix products,
-    # and between them BLAS's idle threads spin, taking the cores from the
-    # work that comes next. On the 2-core development machine an epoch of this
-    # loop took 1.0 s this way, and 58 s with BLAS's default two threads.
-    with blas_on_one_thread():
+    # one thread while it trains (tf.kernel_threads() is that setting). A step
+    # is a chain of small matrix products, and between them BLAS's idle
+    # threads spin, taking the cores from the work that comes next. On the
+    # 2-core development machine an epoch of this loop took 1.0 s this way,
+    # and 58 s with BLAS's default two threads.
+    with tf.kernel_threads():
         history, seconds_per_epoch, cpu_seconds_per_epoch, first_batch_loss = train(
             weights, optimizer, loader, epochs)
         test_loss, test_accuracy = evaluate(weights, x_test, labels_test)

@@ -84,3 +84,24 @@ def test_matmul_over_lanes_keeps_float32(monkeypatch):
         result = threads.matmul_over_lanes(a, b)
     assert result.dtype == np.float32
     np.testing.assert_allclose(result, a @ b, rtol=1e-5)
+
+
+def test_kernel_threads_holds_blas_to_one_thread_under_numba_only():
+    import deepbreadth
+
+    if not threads._blas_controllers():
+        pytest.skip("threadpoolctl is not installed: BLAS's threads cannot be read or set")
+    from threadpoolctl import threadpool_limits
+
+    previous = deepbreadth.get_backend()
+    try:
+        with threadpool_limits(2, user_api="blas"):
+            deepbreadth.set_backend("numba")
+            with deepbreadth.kernel_threads():
+                assert threads.blas_is_single_threaded()
+            assert not threads.blas_is_single_threaded(), "the setting is restored after"
+            deepbreadth.set_backend("numpy")
+            with deepbreadth.kernel_threads():
+                assert not threads.blas_is_single_threaded()
+    finally:
+        deepbreadth.set_backend(previous)
