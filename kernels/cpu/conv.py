@@ -37,8 +37,7 @@ import numpy as np
 from numba import njit
 
 from ..reference.conv import conv1d_as_conv2d, conv2d_output_size
-from .elementwise import (LINEAR, activation_code, activation_derivative_from_output,
-                          apply_activation)
+from .elementwise import activation_code, activation_derivative_from_output, apply_activation
 from .threads import (BLAS_THREADED_CHUNK_BYTES, CACHE_CHUNK_BYTES, blas_on_one_thread,
                       can_share_out, for_each_chunk, lane_count)
 
@@ -59,38 +58,37 @@ def result_dtype(array):
 @njit(cache=True, nogil=True)
 def im2col(x, kernel_size, stride, pad_before, dilation, output_size, pixels, cols):
     """Fill row k of cols (len(pixels), KH * KW * C) with the window of output pixel
-    pixels[k], a flat index (n * OH + oh) * OW + ow; usually every pixel of x,
-    in order (see backpropagate for when some are left out)."""
+    pixels[k], a flat index (n * OH + oh) * OW + ow, the list in increasing
+    order: usually every pixel of x (see backpropagate for when some are left
+    out).  The loops walk all output pixels and skip those not listed, which
+    is cheaper than working (n, oh, ow) out of each index by division."""
     batch, height, width, channels = x.shape
     kernel_h, kernel_w = kernel_size
     out_h, out_w = output_size
-    for row in range(pixels.size):
-        n, oh, ow = pixel_position(pixels[row], out_h, out_w)
-        for i in range(kernel_h):
-            h = oh * stride[0] - pad_before[0] + i * dilation[0]
-            for j in range(kernel_w):
-                w = ow * stride[1] - pad_before[1] + j * dilation[1]
-                col = (i * kernel_w + j) * channels
-                if 0 <= h < height and 0 <= w < width:
-                    if channels == 1:
-                        # A one-channel image (MNIST's first layer) would
-                        # spend longer entering the channel loop than
-                        # copying: this branch made im2col 1.7x faster there.
-                        cols[row, col] = x[n, h, w, 0]
-                    else:
-                        for c in range(channels):
-                            cols[row, col + c] = x[n, h, w, c]
-                else:  # the window hangs over the zero padding
-                    for c in range(channels):
-                        cols[row, col + c] = 0.0
-
-
-@njit(cache=True, nogil=True)
-def pixel_position(pixel, out_h, out_w):
-    """(n, oh, ow) of the flat output pixel index (n * OH + oh) * OW + ow."""
-    image, in_image = divmod(pixel, out_h * out_w)
-    oh, ow = divmod(in_image, out_w)
-    return image, oh, ow
+    row = 0  # the next row of cols, which is also the position in pixels
+    for n in range(batch):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                if row == pixels.size or pixels[row] != (n * out_h + oh) * out_w + ow:
+                    continue
+                for i in range(kernel_h):
+                    h = oh * stride[0] - pad_before[0] + i * dilation[0]
+                    for j in range(kernel_w):
+                        w = ow * stride[1] - pad_before[1] + j * dilation[1]
+                        col = (i * kernel_w + j) * channels
+                        if 0 <= h < height and 0 <= w < width:
+                            if channels == 1:
+                                # A one-channel image (MNIST's first layer) would
+                                # spend longer entering the channel loop than
+                                # copying: this branch made im2col 1.7x faster there.
+                                cols[row, col] = x[n, h, w, 0]
+                            else:
+                                for c in range(channels):
+                                    cols[row, col + c] = x[n, h, w, c]
+                        else:  # the window hangs over the zero padding
+                            for c in range(channels):
+                                cols[row, col + c] = 0.0
+                row += 1
 
 
 @njit(cache=True, nogil=True)
@@ -137,19 +135,24 @@ def col2im(grad_cols, kernel_size, stride, pad_before, dilation, output_size, pi
     kernel_h, kernel_w = kernel_size
     out_h, out_w = output_size
     grad_x[...] = 0.0
-    for row in range(pixels.size):
-        n, oh, ow = pixel_position(pixels[row], out_h, out_w)
-        for i in range(kernel_h):
-            h = oh * stride[0] - pad_before[0] + i * dilation[0]
-            if h < 0 or h >= height:
-                continue  # gradient on padding belongs to no input
-            for j in range(kernel_w):
-                w = ow * stride[1] - pad_before[1] + j * dilation[1]
-                if w < 0 or w >= width:
+    row = 0  # as in im2col
+    for n in range(batch):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                if row == pixels.size or pixels[row] != (n * out_h + oh) * out_w + ow:
                     continue
-                col = (i * kernel_w + j) * channels
-                for c in range(channels):
-                    grad_x[n, h, w, c] += grad_cols[row, col + c]
+                for i in range(kernel_h):
+                    h = oh * stride[0] - pad_before[0] + i * dilation[0]
+                    if h < 0 or h >= height:
+                        continue  # gradient on padding belongs to no input
+                    for j in range(kernel_w):
+                        w = ow * stride[1] - pad_before[1] + j * dilation[1]
+                        if w < 0 or w >= width:
+                            continue
+                        col = (i * kernel_w + j) * channels
+                        for c in range(channels):
+                            grad_x[n, h, w, c] += grad_cols[row, col + c]
+                row += 1
 
 
 class ConvGeometry:
@@ -296,20 +299,16 @@ def backpropagate(grad_y, x_shape, w_shape, stride, padding, dilation,
 
     Given y and the activation's code, grad_y is the gradient of
     y = act(conv + bias): each chunk of it first goes through the prologue
-    (gradient_before_activation), which also sums the bias gradient.  Without
-    y, grad_y is the gradient of the convolution's own output and grad_bias
-    is None.
+    (gradient_before_activation), which also sums the bias gradient and
+    leaves out the pixels without gradient.  Without y, grad_y is the
+    gradient of the convolution's own output, used as it is (every pixel
+    kept), and grad_bias is None.
     """
     geometry = ConvGeometry(x_shape, w_shape, stride, padding, dilation)
     dtype = result_dtype(grad_y)
     filters = w_shape[3]
     grad_y_rows = np.ascontiguousarray(grad_y, dtype=dtype).reshape(-1, filters)
-    if y is None:
-        # The convolution's own gradient: the prologue with the linear
-        # activation (slope 1, y not read) still packs the pixels with a
-        # gradient; its bias sums are not returned.
-        code, y_rows = LINEAR, grad_y_rows
-    else:
+    if y is not None:
         y_rows = np.ascontiguousarray(y, dtype=dtype).reshape(-1, filters)
     if x is not None:
         x = np.ascontiguousarray(x, dtype=dtype)
@@ -327,15 +326,13 @@ def backpropagate(grad_y, x_shape, w_shape, stride, padding, dilation,
             lanes[lane] = LaneSums(geometry.column_width, filters, dtype)
         sums = lanes[lane]
         rows = slice(start * pixels_per_image, stop * pixels_per_image)
-        chunk_grad_y = grad_y_rows[rows]
-        grad_rows = sums.buffer("gradient", chunk_grad_y.shape)
-        pixels = sums.buffer("pixels", chunk_grad_y.shape[:1], np.int64)
-        # The transposed column matrix (few channels) is filled a whole image
-        # row at a time, so it takes every pixel; there the GEMMs are cheap.
-        kept = gradient_before_activation(chunk_grad_y, y_rows[rows], code,
-                                          geometry.columns_transposed, grad_rows, pixels,
-                                          sums.bias)
-        grad_rows, pixels = grad_rows[:kept], pixels[:kept]
+        if y is None:
+            grad_rows = grad_y_rows[rows]
+            pixels = np.arange(grad_rows.shape[0])
+        else:
+            grad_rows, pixels = sums.prologue(grad_y_rows[rows], y_rows[rows], code,
+                                              geometry.columns_transposed)
+        kept = pixels.size
         if x is not None:
             geometry.fill_columns(x[start:stop], cols, pixels)
             np.matmul(cols[:kept].T, grad_rows, out=sums.product)
@@ -369,6 +366,17 @@ class LaneSums:
         # float64, so that float32 bias gradients over many rows stay accurate.
         self.bias = np.zeros(filters)
         self.scratch = {}
+
+    def prologue(self, chunk_grad_y, chunk_y, code, keep_every_pixel):
+        """-> (grad_rows, pixels): gradient_before_activation on one chunk, into
+        this lane's buffers, cut to the pixels kept.  The transposed column
+        matrix (few channels) is filled a whole image row at a time, so it
+        takes every pixel; there the GEMMs are cheap anyway."""
+        grad_rows = self.buffer("gradient", chunk_grad_y.shape)
+        pixels = self.buffer("pixels", chunk_grad_y.shape[:1], np.int64)
+        kept = gradient_before_activation(chunk_grad_y, chunk_y, code, keep_every_pixel,
+                                          grad_rows, pixels, self.bias)
+        return grad_rows[:kept], pixels[:kept]
 
     def buffer(self, name, shape, dtype=None):
         """Scratch array `name` of this shape, reused from chunk to chunk."""
