@@ -122,7 +122,7 @@ def probe_max_pool(batch, height, width, channels, dtype, repeats):
     forward_torch = timings(
         lambda: torch.nn.functional.max_pool2d(x_t, 2, 2, return_indices=True), repeats)
     backward_ours = timings(
-        lambda: cpu_pool.max_pool2d_backward(grad_y, argmax, x.shape), repeats)
+        lambda: cpu_pool.max_pool2d_backward(grad_y, argmax, x.shape, *arguments), repeats)
     backward_torch = timings(
         lambda: torch.ops.aten.max_pool2d_with_indices_backward(
             grad_y_t, x_t, [2, 2], [2, 2], [0, 0], [1, 1], False, indices_t), repeats)

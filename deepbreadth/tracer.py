@@ -82,9 +82,13 @@ def _matmul_flops(node, input_shapes, output_shapes):
 
 def _convolution_flops(node, input_shapes, output_shapes):
     """Each output element is a dot product over the window and input channels:
-    kernel (window..., in, out) -> window size x in."""
+    kernel (window..., in, out) -> window size x in; a bias and activation
+    fused into the op (inputs x, kernel, bias) add what BiasActivation would."""
     kernel_shape = input_shapes[1]
-    return 2 * _size(output_shapes[0]) * _size(kernel_shape[:-1])
+    flops = 2 * _size(output_shapes[0]) * _size(kernel_shape[:-1])
+    if len(input_shapes) > 2:
+        flops += _bias_activation_flops(node, input_shapes, output_shapes)
+    return flops
 
 
 def _recurrent_flops(node, input_shapes, output_shapes):

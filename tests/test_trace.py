@@ -150,7 +150,15 @@ def test_flop_formulas_for_convolution_and_recurrences():
         conv(x)
     convolution = recorded.ops[0]
     assert convolution.op == "Convolution"
-    assert convolution.flops == 2 * (2 * 6 * 6 * 5) * (3 * 3 * 3)
+    # The product, plus the fused bias add and relu (one FLOP each per output).
+    assert convolution.flops == 2 * (2 * 6 * 6 * 5) * (3 * 3 * 3) + 2 * (2 * 6 * 6 * 5)
+
+    plain = Conv2D(5, 3, use_bias=False)
+    plain(x)
+    with trace() as recorded:
+        plain(x)
+    assert recorded.ops[0].op == "Convolution"
+    assert recorded.ops[0].flops == 2 * (2 * 6 * 6 * 5) * (3 * 3 * 3)
 
     lstm = LSTM(4)
     sequence = np.ones((2, 7, 3), dtype="float32")

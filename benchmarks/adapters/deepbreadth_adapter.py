@@ -154,7 +154,7 @@ class DeepbreadthAdapter:
             def pool_step(i):
                 xi = x[i % len(x)]
                 _, argmax = k.max_pool2d_forward(xi, *args)
-                k.max_pool2d_backward(g[i % len(g)], argmax, xi.shape)
+                k.max_pool2d_backward(g[i % len(g)], argmax, xi.shape, *args)
             return pool_step
         if name == "lstm":
             x, g = rotating("x"), rotating("g")
