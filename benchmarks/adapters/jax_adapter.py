@@ -80,7 +80,10 @@ class JaxAdapter:
             def forward_backward(*args_and_grad):
                 *args, g = args_and_grad
                 y, pullback = jax.vjp(function, *args)
-                return pullback(g)
+                # y is returned too: otherwise XLA drops the forward wherever
+                # the gradients do not need it (a convolution's never do), and
+                # "fwd+bwd" would time the backward alone.
+                return y, pullback(g)
             return blocking(jax.jit(forward_backward))
 
         if name == "matmul":

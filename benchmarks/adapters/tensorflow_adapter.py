@@ -105,7 +105,10 @@ class TensorflowAdapter:
                 with tf.GradientTape() as tape:
                     tape.watch([x, w])
                     y = tf.nn.conv2d(x, w, 1, "VALID")
-                return tape.gradient(y, [x, w], output_gradients=g)
+                # y is returned too: otherwise the graph optimizer prunes the
+                # forward convolution, which neither gradient needs, and
+                # "fwd+bwd" would time the backward alone.
+                return y, tape.gradient(y, [x, w], output_gradients=g)
             if phase == "fwd":
                 return lambda i: conv_fwd(x[i % len(x)], w)
             return lambda i: conv_step(x[i % len(x)], w, g[i % len(g)])
@@ -121,7 +124,7 @@ class TensorflowAdapter:
                 with tf.GradientTape() as tape:
                     tape.watch(x)
                     y = tf.nn.max_pool2d(x, 2, 2, "VALID")
-                return tape.gradient(y, x, output_gradients=g)
+                return y, tape.gradient(y, x, output_gradients=g)  # y: see conv_step
             if phase == "fwd":
                 return lambda i: pool_fwd(x[i % len(x)])
             return lambda i: pool_step(x[i % len(x)], g[i % len(g)])
@@ -141,8 +144,8 @@ class TensorflowAdapter:
                 with tf.GradientTape() as tape:
                     tape.watch(x)
                     y = layer(x)
-                return tape.gradient(y, [x] + list(layer.trainable_variables),
-                                     output_gradients=g)
+                return y, tape.gradient(y, [x] + list(layer.trainable_variables),
+                                        output_gradients=g)  # y: see conv_step
             if phase == "fwd":
                 return lambda i: lstm_fwd(x[i % len(x)])
             return lambda i: lstm_step(x[i % len(x)], g[i % len(g)])
