@@ -680,6 +680,41 @@ def lstm_backward_blas_set(
 # --------------------------------------------------------------------------
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def gru_step_float32(x_projection, h_projection, recurrent_bias, h_prev, gates, h):
+    """One whole forward step for float32 and the default activations (tanh,
+    sigmoid), with the LSTM's tanh_float32 and sigmoid(v) = 0.5 + 0.5 tanh(v / 2).
+    Per sample and unit: the z and r gates, the candidate hh = tanh(xz_h + r *
+    hz_h) and h_t = z h_{t-1} + (1 - z) hh, in one pass; gates receives z, r,
+    hh and hz_h as in the general path, which needs five passes and six
+    NumPy calls for the same step."""
+    batch, units = h.shape
+    for n in range(batch):
+        x_row = x_projection[n]
+        projection_row = h_projection[n]
+        gate_row = gates[n]
+        # z and r side by side: sigmoid of the two projections and the bias.
+        for k in range(2 * units):
+            gate_row[k] = HALF + HALF * tanh_float32(
+                HALF * (x_row[k] + projection_row[k] + recurrent_bias[k]))
+        z_row = gate_row[:units]
+        r_row = gate_row[units : 2 * units]
+        candidate_row = gate_row[2 * units : 3 * units]
+        hz_h_row = gate_row[3 * units :]
+        x_h_row = x_row[2 * units :]
+        projection_h_row = projection_row[2 * units :]
+        bias_h = recurrent_bias[2 * units :]
+        h_prev_row = h_prev[n]
+        h_row = h[n]
+        for j in range(units):
+            hz_h = projection_h_row[j] + bias_h[j]
+            hh = tanh_float32(x_h_row[j] + r_row[j] * hz_h)
+            hz_h_row[j] = hz_h
+            candidate_row[j] = hh
+            z = z_row[j]
+            h_row[j] = z * h_prev_row[j] + (ONE - z) * hh
+
+
 @njit(cache=True, nogil=True)
 def gru_gate_inputs(x_projection, h_projection, recurrent_bias, gates):
     """Pre-activations of z and r, and hz_h (the recurrent candidate part)."""
@@ -764,6 +799,12 @@ def gru_forward_blas_set(x, h0, kernel, recurrent_kernel, bias, activation, recu
     h = np.empty((steps, batch, units), dtype=dtype)
     gates = np.empty((steps, batch, 4 * units), dtype=dtype)
 
+    # float32 with the default activations: one fused kernel per step (see
+    # lstm_forward_blas_set); otherwise NumPy passes and small kernels.
+    fused_float32_step = (
+        dtype == np.float32 and activation == "tanh" and recurrent_activation == "sigmoid"
+    )
+
     def recurrence(rows):
         """All steps for the batch rows `rows` (see run_batch_chunks)."""
         h_projection = np.empty((rows.stop - rows.start, 3 * units), dtype=dtype)
@@ -771,6 +812,11 @@ def gru_forward_blas_set(x, h0, kernel, recurrent_kernel, bias, activation, recu
             h_prev = state_before(t, h, h0)[rows]
             step_gates = gates[t, rows]
             np.matmul(h_prev, recurrent_kernel, out=h_projection)
+            if fused_float32_step:
+                gru_step_float32(
+                    x_projection[t, rows], h_projection, bias[1], h_prev, step_gates, h[t, rows]
+                )
+                continue
             gru_gate_inputs(x_projection[t, rows], h_projection, bias[1], step_gates)
             z_and_r = step_gates[:, : 2 * units]
             apply_activation(recurrent_activation, z_and_r, out=z_and_r)
