@@ -25,39 +25,12 @@ Results go to examples/results/char_lstm.json (or --out DIR).
 import argparse
 import math
 import os
-import time
 
 import numpy as np
 
 import deepbreadth as tf
-from _results import write_results
+from _results import Stopwatch, write_results
 from deepbreadth.datasets import shakespeare
-
-
-class Stopwatch(tf.keras.callbacks.Callback):
-    """Times every epoch, and keeps the loss of the very first (untrained) batch.
-
-    The first loss is about ln(76) = 4.33 nats: 76 characters guessed evenly.
-    """
-
-    def on_train_begin(self, logs=None):
-        self.seconds_per_epoch = []
-        self.cpu_seconds_per_epoch = []
-        self.first_batch_loss = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-        self.cpu_started = time.process_time()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.first_batch_loss is None:
-            self.first_batch_loss = logs["loss"]
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds_per_epoch.append(time.perf_counter() - self.started)
-        # CPU time too: on a shared machine the wall clock also counts the
-        # time spent waiting for a free core; the CPU time does not.
-        self.cpu_seconds_per_epoch.append(time.process_time() - self.cpu_started)
 
 
 # ----------------------------------------------------------------------------
@@ -189,6 +162,7 @@ def main():
     model.build((None, length))
     model.summary()
 
+    # Its first batch loss is about ln(76) = 4.33 nats: 76 characters guessed evenly.
     stopwatch = Stopwatch()
     history = model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size,
                         validation_data=(x_validation, y_validation),
