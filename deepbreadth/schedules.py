@@ -36,56 +36,46 @@ def _check_positive_steps(decay_steps, schedule_name):
         raise ValueError(f"{schedule_name}: decay_steps must be > 0, got {decay_steps}")
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _DecayBySteps(LearningRateSchedule):
+    """What ExponentialDecay and InverseTimeDecay share: the rate is a function
+    of step / decay_steps, rounded down with staircase=True, so that it drops
+    in steps every `decay_steps` instead of smoothly."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
+                 name=None):
+        _check_positive_steps(decay_steps, type(self).__name__)
+        self.initial_learning_rate = initial_learning_rate
+        self.decay_steps = decay_steps
+        self.decay_rate = decay_rate
+        self.staircase = staircase
+        self.name = name or type(self).__name__
+
+    def _progress(self, step):
+        progress = step / self.decay_steps
+        return math.floor(progress) if self.staircase else progress
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
+                "staircase": self.staircase, "name": self.name}
+
+
+class ExponentialDecay(_DecayBySteps):
     """initial_learning_rate * decay_rate ** (step / decay_steps).
 
     With staircase=True the exponent is rounded down, so the rate drops in
     steps every `decay_steps` instead of smoothly.
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                 name="ExponentialDecay"):
-        _check_positive_steps(decay_steps, "ExponentialDecay")
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.decay_rate = decay_rate
-        self.staircase = staircase
-        self.name = name
-
     def __call__(self, step):
-        progress = step / self.decay_steps
-        if self.staircase:
-            progress = math.floor(progress)
-        return float(self.initial_learning_rate * self.decay_rate ** progress)
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase, "name": self.name}
+        return float(self.initial_learning_rate * self.decay_rate ** self._progress(step))
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_DecayBySteps):
     """initial_learning_rate / (1 + decay_rate * step / decay_steps), floored if staircase."""
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                 name="InverseTimeDecay"):
-        _check_positive_steps(decay_steps, "InverseTimeDecay")
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.decay_rate = decay_rate
-        self.staircase = staircase
-        self.name = name
-
     def __call__(self, step):
-        progress = step / self.decay_steps
-        if self.staircase:
-            progress = math.floor(progress)
-        return float(self.initial_learning_rate / (1 + self.decay_rate * progress))
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase, "name": self.name}
+        return float(self.initial_learning_rate / (1 + self.decay_rate * self._progress(step)))
 
 
 class CosineDecay(LearningRateSchedule):
