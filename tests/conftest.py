@@ -26,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import deepbreadth as db
+from gpu_support import gpu_unavailable_reason
 
 # Numba compiles a kernel on its first call, so the first example of a test can
 # take seconds: no per-example deadline. Keep the example count modest so the
@@ -80,20 +81,6 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("device", names, indirect=True,
                              ids=[DEVICE_OF_BACKEND[n] + ("-fake" if "fake" in n else "")
                                   for n in names])
-
-
-def gpu_unavailable_reason():
-    """Why the cupy backend cannot run here, or None when CuPy sees a GPU."""
-    try:
-        import cupy
-    except ImportError:
-        return "CuPy is not installed"
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            return "no CUDA device"
-    except Exception as error:  # the CUDA driver itself is missing
-        return f"no usable CUDA device ({error})"
-    return None
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ import subprocess
 import time
 
 import pytest
+from gpu_support import gpu_unavailable_reason
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CUDA_FOLDER = ROOT / "kernels" / "cuda"
@@ -150,19 +151,6 @@ def test_cuda_files_compile_without_warnings(tmp_path):
             mangled = f"{len(name)}{name}I"
             count = sum(mangled in entry for entry in entries)
             assert count == 2, f"{cuda_file.name}: {name} is in the PTX {count} times, expected 2"
-
-
-def gpu_unavailable_reason():
-    try:
-        import cupy
-    except ImportError:
-        return "CuPy is not installed"
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            return "no CUDA device"
-    except Exception as error:  # the CUDA driver itself is missing
-        return f"no usable CUDA device ({error})"
-    return None
 
 
 def test_every_kernel_loads_through_cupy():

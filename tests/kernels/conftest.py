@@ -7,19 +7,7 @@ moves inputs there and `candidate.to_numpy` brings results back.
 """
 import numpy as np
 import pytest
-
-
-def _gpu_unavailable_reason():
-    try:
-        import cupy
-    except ImportError:
-        return "CuPy is not installed"
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            return "no CUDA device"
-    except Exception as error:  # the CUDA driver itself is missing
-        return f"no usable CUDA device ({error})"
-    return None
+from gpu_support import gpu_unavailable_reason
 
 
 class KernelSet:
@@ -48,7 +36,7 @@ def candidate(request):
         from deepbreadth.kernels import cpu
 
         return KernelSet("cpu", cpu, np)
-    reason = _gpu_unavailable_reason()
+    reason = gpu_unavailable_reason()
     if reason:
         pytest.skip(f"CUDA kernels not tested: {reason}")
     import cupy
