@@ -44,6 +44,7 @@ back into time-major arrays without a copy.  Any other (N, T, ...) array is
 accepted as well; it is copied into time-major order once.
 """
 import contextlib
+import functools
 
 import numpy as np
 from numba import njit
@@ -240,13 +241,19 @@ def run_batch_chunks(batch, recurrence):
     for_each_chunk(lanes, lambda index, lane: recurrence(slices[index]), lanes)
 
 
-def blas_held_if_shared_out():
-    """Each recurrent kernel runs with BLAS on one thread where the batch is
-    shared out: BLAS's own threads on the few large products outside the time
-    loop lost more to thread meetings on the shared machine than they gained
-    (LSTM(128) fwd + bwd, 2 threads, median wall 387 -> 104 ms); those
+def blas_held_if_shared_out(kernel):
+    """Decorator: the recurrent kernel runs with BLAS on one thread where the
+    batch is shared out.  BLAS's own threads on the few large products outside
+    the time loop lost more to thread meetings on the shared machine than they
+    gained (LSTM(128) fwd + bwd, 2 threads, median wall 387 -> 104 ms); those
     products are shared out over the lanes instead (matmul_over_lanes)."""
-    return blas_on_one_thread() if can_share_out() else contextlib.nullcontext()
+
+    @functools.wraps(kernel)
+    def with_blas_held(*args, **kwargs):
+        with blas_on_one_thread() if can_share_out() else contextlib.nullcontext():
+            return kernel(*args, **kwargs)
+
+    return with_blas_held
 
 
 def state_before(t, sequence, initial):
@@ -269,12 +276,8 @@ def simple_rnn_step_backward(grad_h_seq, grad_h_from_later, h, grad_z, act):
             grad_z[n, j] = grad_h * activation_derivative(act, h[n, j])
 
 
+@blas_held_if_shared_out
 def simple_rnn_forward(x, h0, kernel, recurrent_kernel, bias, activation):
-    with blas_held_if_shared_out():
-        return simple_rnn_forward_blas_set(x, h0, kernel, recurrent_kernel, bias, activation)
-
-
-def simple_rnn_forward_blas_set(x, h0, kernel, recurrent_kernel, bias, activation):
     activation_code(activation)  # raises ValueError for an unknown name
     check_shapes("simple_rnn", 1, x, h0, kernel, recurrent_kernel)
     check_shape("simple_rnn", "bias", bias, (kernel.shape[1],))
@@ -296,17 +299,9 @@ def simple_rnn_forward_blas_set(x, h0, kernel, recurrent_kernel, bias, activatio
     return batch_major(h)
 
 
+@blas_held_if_shared_out
 def simple_rnn_backward(
     x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, activation, need_grad_x=True
-):
-    with blas_held_if_shared_out():
-        return simple_rnn_backward_blas_set(
-            x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, activation, need_grad_x
-        )
-
-
-def simple_rnn_backward_blas_set(
-    x, h0, kernel, recurrent_kernel, h_seq, grad_h_seq, activation, need_grad_x
 ):
     act = activation_code(activation)
     check_shapes("simple_rnn", 1, x, h0, kernel, recurrent_kernel)
@@ -539,14 +534,8 @@ def lstm_step_numpy(
     h *= z[:, 3 * units :]  # h_t = o * act(c_t)
 
 
-def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, activation, recurrent_activation):
-    with blas_held_if_shared_out():
-        return lstm_forward_blas_set(
-            x, h0, c0, kernel, recurrent_kernel, bias, activation, recurrent_activation
-        )
-
-
-def lstm_forward_blas_set(
+@blas_held_if_shared_out
+def lstm_forward(
     x, h0, c0, kernel, recurrent_kernel, bias, activation, recurrent_activation
 ):
     activation_code(activation)  # raises ValueError for an unknown name
@@ -603,18 +592,8 @@ def lstm_forward_blas_set(
     return batch_major(h), batch_major(c), batch_major(gates)
 
 
+@blas_held_if_shared_out
 def lstm_backward(
-    x, h0, c0, kernel, recurrent_kernel, h_seq, c_seq, gates, grad_h_seq, grad_c_last,
-    activation, recurrent_activation, need_grad_x=True,
-):
-    with blas_held_if_shared_out():
-        return lstm_backward_blas_set(
-            x, h0, c0, kernel, recurrent_kernel, h_seq, c_seq, gates, grad_h_seq,
-            grad_c_last, activation, recurrent_activation, need_grad_x,
-        )
-
-
-def lstm_backward_blas_set(
     x,
     h0,
     c0,
@@ -627,7 +606,7 @@ def lstm_backward_blas_set(
     grad_c_last,
     activation,
     recurrent_activation,
-    need_grad_x,
+    need_grad_x=True,
 ):
     act = activation_code(activation)
     rec_act = activation_code(recurrent_activation)
@@ -779,14 +758,8 @@ def gru_step_backward(
             grad_h_direct[n, j] = grad_h * z
 
 
+@blas_held_if_shared_out
 def gru_forward(x, h0, kernel, recurrent_kernel, bias, activation, recurrent_activation):
-    with blas_held_if_shared_out():
-        return gru_forward_blas_set(
-            x, h0, kernel, recurrent_kernel, bias, activation, recurrent_activation
-        )
-
-
-def gru_forward_blas_set(x, h0, kernel, recurrent_kernel, bias, activation, recurrent_activation):
     activation_code(activation)  # raises ValueError for an unknown name
     activation_code(recurrent_activation)
     check_shapes("gru", 3, x, h0, kernel, recurrent_kernel)
@@ -801,7 +774,7 @@ def gru_forward_blas_set(x, h0, kernel, recurrent_kernel, bias, activation, recu
     gates = np.empty((steps, batch, 4 * units), dtype=dtype)
 
     # float32 with the default activations: one fused kernel per step (see
-    # lstm_forward_blas_set); otherwise NumPy passes and small kernels.
+    # lstm_forward); otherwise NumPy passes and small kernels.
     fused_float32_step = (
         dtype == np.float32 and activation == "tanh" and recurrent_activation == "sigmoid"
     )
@@ -830,20 +803,10 @@ def gru_forward_blas_set(x, h0, kernel, recurrent_kernel, bias, activation, recu
     return batch_major(h), batch_major(gates)
 
 
+@blas_held_if_shared_out
 def gru_backward(
     x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq, activation, recurrent_activation,
     need_grad_x=True,
-):
-    with blas_held_if_shared_out():
-        return gru_backward_blas_set(
-            x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq, activation,
-            recurrent_activation, need_grad_x,
-        )
-
-
-def gru_backward_blas_set(
-    x, h0, kernel, recurrent_kernel, h_seq, gates, grad_h_seq, activation, recurrent_activation,
-    need_grad_x,
 ):
     act = activation_code(activation)
     rec_act = activation_code(recurrent_activation)
