@@ -758,6 +758,22 @@ def gru_step_backward(
             grad_h_direct[n, j] = grad_h * z
 
 
+def gru_step_numpy(
+    x_projection, h_projection, recurrent_bias, h_prev, gates, h, activation, recurrent_activation
+):
+    """One forward step as small kernels and NumPy activation passes, for any
+    activations and for float64 (r must be activated before the candidate's
+    input can be formed, hence the order)."""
+    units = h.shape[1]
+    gru_gate_inputs(x_projection, h_projection, recurrent_bias, gates)
+    z_and_r = gates[:, : 2 * units]
+    apply_activation(recurrent_activation, z_and_r, out=z_and_r)
+    gru_candidate_input(x_projection, gates)
+    candidate = gates[:, 2 * units : 3 * units]
+    apply_activation(activation, candidate, out=candidate)
+    gru_state_update(gates, h_prev, h)
+
+
 @blas_held_if_shared_out
 def gru_forward(x, h0, kernel, recurrent_kernel, bias, activation, recurrent_activation):
     activation_code(activation)  # raises ValueError for an unknown name
@@ -786,18 +802,12 @@ def gru_forward(x, h0, kernel, recurrent_kernel, bias, activation, recurrent_act
             h_prev = state_before(t, h, h0)[rows]
             step_gates = gates[t, rows]
             np.matmul(h_prev, recurrent_kernel, out=h_projection)
+            step_arrays = (x_projection[t, rows], h_projection, bias[1], h_prev, step_gates,
+                           h[t, rows])
             if fused_float32_step:
-                gru_step_float32(
-                    x_projection[t, rows], h_projection, bias[1], h_prev, step_gates, h[t, rows]
-                )
-                continue
-            gru_gate_inputs(x_projection[t, rows], h_projection, bias[1], step_gates)
-            z_and_r = step_gates[:, : 2 * units]
-            apply_activation(recurrent_activation, z_and_r, out=z_and_r)
-            gru_candidate_input(x_projection[t, rows], step_gates)
-            candidate = step_gates[:, 2 * units : 3 * units]
-            apply_activation(activation, candidate, out=candidate)
-            gru_state_update(step_gates, h_prev, h[t, rows])
+                gru_step_float32(*step_arrays)
+            else:
+                gru_step_numpy(*step_arrays, activation, recurrent_activation)
 
     run_batch_chunks(batch, recurrence)
     return batch_major(h), batch_major(gates)
