@@ -106,10 +106,9 @@ def _kernel_threads(device):
     15x slower (median) than one. See kernels/cpu/threads.py and
     benchmarks/NOTES.md ("training step W1/W2").
     """
-    if device != "cpu" or backend.get_backend() != "numba":
+    if device != "cpu":
         return contextlib.nullcontext()
-    from .kernels.cpu.threads import blas_on_one_thread
-    return blas_on_one_thread()
+    return backend.kernel_threads()
 
 
 def _as_array_list(data, name, expected_count):
