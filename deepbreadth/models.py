@@ -111,15 +111,28 @@ def _kernel_threads(device):
     return backend.kernel_threads()
 
 
-def _as_array_list(data, name, expected_count):
-    """`data` as a list of NumPy arrays, one per model input (or output)."""
+def _array_of(data, keep_device):
+    """A GPU array as it is when `keep_device`, else `data` as a NumPy array."""
+    if keep_device and backend.is_gpu_array(data):
+        return data
+    return _numpy_of(data)
+
+
+def _as_array_list(data, name, expected_count, keep_device=False):
+    """`data` as a list of arrays, one per model input (or output).
+
+    NumPy arrays, except that with `keep_device` a batch already on the GPU stays
+    there: the single-batch methods then feed it to the model without a round
+    trip through the host (fit copies the whole dataset to the host once and
+    hands out batches from there).
+    """
     if isinstance(data, (list, tuple)) and expected_count > 1:
         if len(data) != expected_count:
             raise ValueError(f"the model has {expected_count} inputs but {name} holds "
                              f"{len(data)} arrays; give one array per input, in order")
-        arrays = [_numpy_of(item) for item in data]
+        arrays = [_array_of(item, keep_device) for item in data]
     else:
-        arrays = [_numpy_of(data)]
+        arrays = [_array_of(data, keep_device)]
     for array in arrays:
         if array.dtype == object:
             raise TypeError(
@@ -485,7 +498,8 @@ class Model(Layer):
         """A batch as a Tensor on `device`; floats take the model's dtype, integers stay."""
         if array.dtype.kind == "f" and array.dtype != self.dtype:
             array = array.astype(self.dtype)
-        return Tensor._wrap(backend.to_device(np.ascontiguousarray(array), device))
+        array = backend.array_module(array).ascontiguousarray(array)
+        return Tensor._wrap(backend.to_device(array, device))
 
     def _model_input(self, x_arrays, device):
         tensors = [self._tensor_from(array, device) for array in x_arrays]
@@ -529,10 +543,13 @@ class Model(Layer):
     def _train_step_body(self, x_arrays, y_arrays, sample_weight, weights, device):
         outputs = self(self._model_input(x_arrays, device), training=True)
         loss = self.loss(self._targets(y_arrays, device), outputs, sample_weight=sample_weight)
+        loss.backward()
+        # Read the loss only now: on a GPU, reading it waits for the device, and
+        # the backward pass has been queued behind the forward in the meantime.
         loss_value = float(loss.item())
         if not math.isfinite(loss_value):
+            self.optimizer.zero_grad(weights)
             return loss_value
-        loss.backward()
         self.optimizer.step(weights)
         self.optimizer.zero_grad(weights)
         self._update_metrics(loss_value, y_arrays, outputs)
@@ -553,8 +570,9 @@ class Model(Layer):
         if not self.compiled_metrics:
             return
         predictions = outputs.numpy()  # metrics measure; they need no graph
+        labels = _numpy_of(y_arrays[0])
         for metric in self.compiled_metrics:
-            metric.update_state(y_arrays[0], predictions)
+            metric.update_state(labels, predictions)
 
     def _predict_step(self, x_arrays):
         device = self._weights_device()
@@ -566,14 +584,14 @@ class Model(Layer):
     def _input_count(self):
         return len(self.inputs) if self._is_functional else 1
 
-    def _x_arrays(self, x, name="x"):
-        return _as_array_list(x, name, self._input_count())
+    def _x_arrays(self, x, name="x", keep_device=False):
+        return _as_array_list(x, name, self._input_count(), keep_device)
 
-    def _x_y_arrays(self, x, y, x_name="x", y_name="y", check_values=True):
+    def _x_y_arrays(self, x, y, x_name="x", y_name="y", check_values=True, keep_device=False):
         if y is None:
             raise ValueError(f"{y_name} is missing: this needs labels (targets) for every sample")
-        x_arrays = self._x_arrays(x, x_name)
-        y_arrays = _as_array_list(y, y_name, 1)
+        x_arrays = self._x_arrays(x, x_name, keep_device)
+        y_arrays = _as_array_list(y, y_name, 1, keep_device)
         count = _check_same_sample_count(x_arrays, y_arrays, x_name, y_name)
         if check_values:
             _check_finite(x_arrays, x_name)
@@ -585,12 +603,12 @@ class Model(Layer):
         """Per-sample loss weights from sample_weight and/or class_weight, or None."""
         weights = None
         if sample_weight is not None:
-            weights = np.asarray(sample_weight, dtype=np.float64)
+            weights = np.asarray(_numpy_of(sample_weight), dtype=np.float64)
             if len(weights) != count:
                 raise ValueError(f"sample_weight has {len(weights)} entries but there are "
                                  f"{count} samples; give one weight per sample")
         if class_weight is not None:
-            classes = _class_of_each_sample(y_arrays[0])
+            classes = _class_of_each_sample(_numpy_of(y_arrays[0]))
             try:
                 per_class = np.array([class_weight[int(label)] for label in classes],
                                      dtype=np.float64)
@@ -792,7 +810,7 @@ class Model(Layer):
         (fit does that once); a NaN loss still stops with an error.
         """
         self._require_compiled("train_on_batch")
-        x_arrays, y_arrays, count = self._x_y_arrays(x, y, check_values=False)
+        x_arrays, y_arrays, count = self._x_y_arrays(x, y, check_values=False, keep_device=True)
         if reset_metrics:
             self.reset_metrics()
         weights = self._sample_weights(sample_weight, class_weight, y_arrays, count)
@@ -806,7 +824,7 @@ class Model(Layer):
     def test_on_batch(self, x, y=None, sample_weight=None, reset_metrics=True, return_dict=False):
         """The loss (and metrics) on one batch, without updating the weights."""
         self._require_compiled("test_on_batch")
-        x_arrays, y_arrays, count = self._x_y_arrays(x, y, check_values=False)
+        x_arrays, y_arrays, count = self._x_y_arrays(x, y, check_values=False, keep_device=True)
         if reset_metrics:
             self.reset_metrics()
         weights = self._sample_weights(sample_weight, None, y_arrays, count)
@@ -814,7 +832,7 @@ class Model(Layer):
         return self._results(self._logs(), return_dict)
 
     def predict_on_batch(self, x):
-        outputs = self._predict_step(self._x_arrays(x))
+        outputs = self._predict_step(self._x_arrays(x, keep_device=True))
         return outputs[0] if len(outputs) == 1 else outputs
 
     # -- summary -------------------------------------------------------------------------

@@ -141,6 +141,45 @@ def test_fit_on_numpy_data_lowers_the_loss_and_predict_returns_numpy(gpu):
     assert all(w.device == "cpu" for w in model.weights)
 
 
+def test_single_batch_methods_keep_a_device_batch_on_the_device(gpu, monkeypatch):
+    """train_on_batch, test_on_batch and predict_on_batch given CuPy arrays use them
+    where they are: no copy to the host and back, and the same numbers as for the
+    host batch."""
+    import cupy
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 6)).astype(np.float32)
+    y = rng.integers(0, 2, size=8)
+
+    def compiled_model():
+        model = Sequential([Input(shape=(6,)), Dense(4, activation="relu"), Dense(2)])
+        model.build((None, 6))
+        model.compile(optimizer=optimizers.Adam(learning_rate=0.01),
+                      loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+
+    on_host, on_device_model = compiled_model(), compiled_model()
+    on_device_model.set_weights(on_host.get_weights())
+    expected = [on_host.train_on_batch(x, y), on_host.test_on_batch(x, y),
+                on_host.predict_on_batch(x)]
+
+    device_x, device_y = cupy.asarray(x), cupy.asarray(y)
+    to_host = backend.to_device
+
+    def refuse_device_batches(array, device):
+        if device == "cpu" and (array is device_x or array is device_y):
+            raise AssertionError("a device batch was copied to the host")
+        return to_host(array, device)
+
+    monkeypatch.setattr(backend, "to_device", refuse_device_batches)
+    found = [on_device_model.train_on_batch(device_x, device_y),
+             on_device_model.test_on_batch(device_x, device_y),
+             on_device_model.predict_on_batch(device_x)]
+    for name, mine, theirs in zip(["train loss", "test loss", "predictions"], found, expected):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6, err_msg=name)
+    assert isinstance(found[2], np.ndarray)
+
+
 def test_gpu_and_numba_agree_on_a_conv_lstm_model(gpu):
     """The same weights and data through the GPU kernels (the reference kernels
     for the fake) and the Numba kernels: outputs and gradients within float32
