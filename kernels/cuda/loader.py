@@ -32,6 +32,10 @@ MAX_BLOCKS = 65535
 _TEMPLATE_KERNEL = re.compile(r"template\s*<\s*typename\s+T\s*>\s*__global__\s+void\s+(\w+)\s*\(")
 _LOCAL_INCLUDE = re.compile(r'^#include\s+"([^"]+)"[ \t]*$', re.MULTILINE)
 
+# Files whose kernels run as cooperative launches: every block of the grid is
+# resident at once, so a kernel may wait at a grid-wide barrier (grid.sync()).
+COOPERATIVE_FILES = frozenset({"rnn_sequence.cu"})
+
 _compiled_files = {}
 
 
@@ -81,7 +85,8 @@ def _compiled_file(file_name):
 
         source = source_with_local_includes(file_name)
         module = cupy.RawModule(
-            code=source, options=COMPILE_OPTIONS, name_expressions=name_expressions(source)
+            code=source, options=COMPILE_OPTIONS, name_expressions=name_expressions(source),
+            enable_cooperative_groups=file_name in COOPERATIVE_FILES,
         )
         _compiled_files[file_name] = module
     return module

@@ -13,6 +13,7 @@ import importlib
 import numpy as np
 import pytest
 from conftest import KernelSet, assert_close
+from gpu_support import gpu_unavailable_reason
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -181,6 +182,40 @@ def test_kernels_match_reference(
 def test_length_one_and_batch_one(candidate, reference, cell, dtype, shape):
     problem = make_problem(cell, *shape, dtype, seed=7)
     assert_matches_reference(candidate, reference, cell, problem, "tanh", "sigmoid")
+
+
+@pytest.fixture
+def cuda_kernels():
+    reason = gpu_unavailable_reason()
+    if reason:
+        pytest.skip(f"CUDA kernels not tested: {reason}")
+    import cupy
+
+    from deepbreadth.kernels import cuda
+
+    return KernelSet("cuda", cuda, cupy)
+
+
+@pytest.mark.parametrize("whole_sequence", [True, False], ids=["one-launch", "step-by-step"])
+@pytest.mark.parametrize(
+    "shape, dtype",
+    [((2, 3, 4, 5), np.float32), ((1, 1, 3, 2), np.float64),
+     ((3, 4, 5, 301), np.float32), ((2, 3, 2, 600), np.float64)],
+)
+def test_cuda_lstm_both_paths_match_reference(
+    cuda_kernels, reference, monkeypatch, whole_sequence, shape, dtype
+):
+    """The CUDA LSTM runs all steps in one cooperative launch when a block's slice
+    of recurrent_kernel fits in shared memory, and step by step otherwise.  Both
+    paths, with one unit per block and with several (301 units: a last block that
+    owns fewer; 600 in float64: more shared memory than the default 48 KB)."""
+    from deepbreadth.kernels.cuda import rnn_sequence
+
+    monkeypatch.setattr(rnn_sequence, "ENABLED", whole_sequence)
+    batch, _, _, units = shape
+    assert (rnn_sequence.launch_plan(batch, units, dtype) is not None) == whole_sequence
+    problem = make_problem("lstm", *shape, dtype, seed=13)
+    assert_matches_reference(cuda_kernels, reference, "lstm", problem, "tanh", "sigmoid")
 
 
 @pytest.mark.parametrize("cell", CELLS)
