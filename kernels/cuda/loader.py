@@ -37,6 +37,8 @@ _LOCAL_INCLUDE = re.compile(r'^#include\s+"([^"]+)"[ \t]*$', re.MULTILINE)
 COOPERATIVE_FILES = frozenset({"rnn_sequence.cu"})
 
 _compiled_files = {}
+# (file name, kernel name, dtype) -> the compiled kernel: see get_kernel.
+_kernels = {}
 
 
 # ----------------------------------------------------------------------------
@@ -93,8 +95,18 @@ def _compiled_file(file_name):
 
 
 def get_kernel(file_name, kernel_name, dtype):
-    """The kernel ``kernel_name`` of ``file_name`` compiled for ``dtype``."""
-    return _compiled_file(file_name).get_function(f"{kernel_name}<{c_type_of(dtype)}>")
+    """The kernel ``kernel_name`` of ``file_name`` compiled for ``dtype``.
+
+    Every launch asks for its kernel, so the answer is kept: after the first
+    call this is one dict look-up instead of RawModule.get_function (1.6 us).
+    The RawKernel it returns loads itself on whichever device is current.
+    """
+    key = (file_name, kernel_name, dtype)
+    kernel = _kernels.get(key)
+    if kernel is None:
+        kernel = _compiled_file(file_name).get_function(f"{kernel_name}<{c_type_of(dtype)}>")
+        _kernels[key] = kernel
+    return kernel
 
 
 # ----------------------------------------------------------------------------
@@ -158,6 +170,12 @@ def contiguous(array, dtype=None):
     """A C-contiguous CuPy array (a copy only when needed), as raw pointers need."""
     import cupy
 
+    # The usual case, a contiguous device array of the right dtype, is passed
+    # through after reading two attributes: the conversion below costs three
+    # CuPy calls even when it has nothing to do.
+    if (isinstance(array, cupy.ndarray) and array.flags.c_contiguous
+            and (dtype is None or array.dtype == dtype)):
+        return array
     # asarray first: ascontiguousarray accepts CuPy arrays only.  The reshape
     # undoes ascontiguousarray's habit of turning a 0-d array into shape (1,).
     array = cupy.asarray(array)
