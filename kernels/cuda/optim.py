@@ -23,6 +23,30 @@ from .loader import (
 CUDA_FILE = "optim.cu"
 
 
+def is_ready_for_update(array, param):
+    """True when a kernel can use ``array`` beside ``param`` as it is: a
+    C-contiguous CuPy array of param's dtype and shape."""
+    return (isinstance(array, cupy.ndarray) and array.flags.c_contiguous
+            and array.dtype == param.dtype and array.shape == param.shape)
+
+
+def checked_grad(param, grad, states):
+    """The gradient as the kernel reads it, once param and the states (a dict
+    name -> array) are known to be updatable in place.
+
+    An optimizer updates every weight every step, and almost always all its
+    arrays are already as the kernel needs them: that case costs a few
+    attribute reads.  Otherwise each array is checked by name, for a clear
+    error, and the gradient (read only, so a copy will do) is converted.
+    (A param that is not float32 or float64 is refused by get_kernel.)
+    """
+    arrays = (param, grad, *states.values())
+    if all(is_ready_for_update(array, param) for array in arrays):
+        return grad
+    check_updatable(param, states)
+    return prepared_grad(grad, param)
+
+
 def check_updatable(param, states):
     """ValueError unless param and every state can be updated in place by a kernel."""
     float_dtype(param)
@@ -57,8 +81,7 @@ def as_scalars(values, dtype):
 def sgd_update(param, grad, velocity, lr, momentum, nesterov):
     """Keras SGD: plain (momentum == 0, velocity untouched), momentum or Nesterov."""
     # Without momentum Keras keeps no velocity: it is neither read nor checked.
-    check_updatable(param, {"velocity": velocity} if momentum != 0 else {})
-    grad = prepared_grad(grad, param)
+    grad = checked_grad(param, grad, {"velocity": velocity} if momentum != 0 else {})
     dtype = param.dtype
     if momentum == 0:
         kernel = get_kernel(CUDA_FILE, "sgd_update", dtype)
@@ -75,8 +98,7 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov):
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay):
     """Keras Adam (AdamW when weight_decay is non-zero); ``step`` counts from 1."""
-    check_updatable(param, {"m": m, "v": v})
-    grad = prepared_grad(grad, param)
+    grad = checked_grad(param, grad, {"m": m, "v": v})
     dtype = param.dtype
     # Both moments start at zero and so are biased towards it early on; Keras
     # folds the two bias corrections into the step size.
@@ -90,8 +112,7 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay
 
 def rmsprop_update(param, grad, mean_square, lr, rho, epsilon):
     """Keras RMSprop without momentum, not centered."""
-    check_updatable(param, {"mean_square": mean_square})
-    grad = prepared_grad(grad, param)
+    grad = checked_grad(param, grad, {"mean_square": mean_square})
     dtype = param.dtype
     hyper_parameters = (lr, rho, 1 - rho, epsilon)
     kernel = get_kernel(CUDA_FILE, "rmsprop_update", dtype)
@@ -101,8 +122,7 @@ def rmsprop_update(param, grad, mean_square, lr, rho, epsilon):
 
 def adagrad_update(param, grad, accumulator, lr, epsilon):
     """Adagrad: accumulator += grad**2; param -= lr * grad / (sqrt(accumulator) + epsilon)."""
-    check_updatable(param, {"accumulator": accumulator})
-    grad = prepared_grad(grad, param)
+    grad = checked_grad(param, grad, {"accumulator": accumulator})
     dtype = param.dtype
     kernel = get_kernel(CUDA_FILE, "adagrad_update", dtype)
     arguments = (param, grad, accumulator, index(param.size)) + as_scalars((lr, epsilon), dtype)

@@ -120,6 +120,39 @@ def test_adagrad_matches_reference(candidate, reference, case):
     assert_same_updates(result, dtype, "adagrad_update")
 
 
+def test_update_converts_any_gradient_and_refuses_strided_states(candidate, reference):
+    """Gradients are only read: another dtype or a strided view is converted.  States
+    are written in place: a strided one, or one of the wrong shape, is refused."""
+    param = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+    hyper_parameters = (0.1, 0.9, 0.999, 1e-7, 1, 0.0)
+    gradients = {
+        "float32 for a float64 param": candidate.asarray(np.ones((3, 4), np.float32)),
+        "a transposed view": candidate.asarray(np.arange(12.0).reshape(4, 3)).T,
+    }
+    for what, grad in gradients.items():
+        updated = candidate.asarray(param.copy())
+        m, v = candidate.asarray(np.zeros((3, 4))), candidate.asarray(np.zeros((3, 4)))
+        candidate.adam_update(updated, grad, m, v, *hyper_parameters)
+        expected = param.copy()
+        reference.adam_update(expected, candidate.to_numpy(grad).astype(np.float64),
+                              np.zeros((3, 4)), np.zeros((3, 4)), *hyper_parameters)
+        assert_close(candidate.to_numpy(updated), expected, np.float64, what)
+
+    grad = candidate.asarray(np.ones((3, 4)))
+    strided = candidate.asarray(np.zeros((4, 3))).T
+    with pytest.raises(ValueError, match="contiguous"):
+        candidate.adam_update(candidate.asarray(param.copy()), grad, strided,
+                              candidate.asarray(np.zeros((3, 4))), *hyper_parameters)
+    with pytest.raises(ValueError, match="shape"):
+        candidate.adam_update(candidate.asarray(param.copy()), grad,
+                              candidate.asarray(np.zeros((3, 4))),
+                              candidate.asarray(np.zeros(12)), *hyper_parameters)
+    with pytest.raises(ValueError, match="shape"):
+        candidate.adam_update(candidate.asarray(param.copy()), candidate.asarray(np.ones(12)),
+                              candidate.asarray(np.zeros((3, 4))),
+                              candidate.asarray(np.zeros((3, 4))), *hyper_parameters)
+
+
 def test_cpu_update_refuses_non_contiguous_parameter():
     from deepbreadth.kernels import cpu
 
