@@ -119,6 +119,16 @@ def test_activation_codes_match_the_header():
     assert codes == loader.ACTIVATION_CODES
 
 
+def test_column_sum_block_shape_matches_the_kernel():
+    """elementwise.py launches blocks of the shape elementwise.cu sizes its shared memory for."""
+    source = (CUDA_FOLDER / "elementwise.cu").read_text(encoding="utf-8")
+    wrapper = (CUDA_FOLDER / "elementwise.py").read_text(encoding="utf-8")
+    for name in ("COLUMN_TILE", "ROW_LANES"):
+        in_cuda = re.findall(rf"^#define {name} (\d+)$", source, re.MULTILINE)
+        in_python = re.findall(rf"^{name} = (\d+)$", wrapper, re.MULTILINE)
+        assert in_cuda and in_cuda == in_python, f"{name}: {in_cuda} in the .cu, {in_python} in the .py"
+
+
 @requires_nvcc
 def test_cuda_files_compile_without_warnings(tmp_path):
     started = time.perf_counter()

@@ -50,13 +50,47 @@ __global__ void bias_activation_forward(const T* x, const T* bias, T* y,
     }
 }
 
-// grad_x = grad_y * act'(z), the slope computed from the output y.
+// The backward of bias + activation in one pass over x seen as (rows, channels):
+// grad_x = grad_y * act'(z), the slope computed from the output y, and the bias
+// gradient, each column's sum of grad_x, added into column_sums (which the
+// caller zeroes).
+//
+// A block is a tile of COLUMN_TILE columns by ROW_LANES rows: threadIdx.x picks
+// the column, so the 32 threads of a warp read 32 neighbouring elements of one
+// row, and threadIdx.y the row.  blockIdx.x picks the block's columns; the
+// blocks along y share the rows out, grid-stride.  Each thread sums its column
+// over the rows it visits, the block adds up its ROW_LANES sums per column in
+// shared memory, and one atomicAdd per column and block adds that in: a few
+// atomics per column instead of one per element.  (Atomics add in no fixed
+// order, so the last bits of a sum may differ from run to run.)
+#define COLUMN_TILE 32
+#define ROW_LANES 8
+
 template <typename T>
-__global__ void activation_backward(const T* grad_y, const T* y, T* grad_x,
-                                    Index count, int activation)
+__global__ void activation_backward_with_column_sums(const T* grad_y, const T* y, T* grad_x,
+                                                     T* column_sums, Index rows,
+                                                     Index channels, int activation)
 {
-    for (Index i = first_index(); i < count; i += index_stride()) {
-        grad_x[i] = grad_y[i] * activation_slope(activation, y[i]);
+    __shared__ T lane_sums[ROW_LANES][COLUMN_TILE];
+    const Index column = (Index)blockIdx.x * COLUMN_TILE + threadIdx.x;
+    T sum = T(0);
+    if (column < channels) {
+        for (Index row = (Index)blockIdx.y * ROW_LANES + threadIdx.y; row < rows;
+             row += (Index)gridDim.y * ROW_LANES) {
+            const Index i = row * channels + column;
+            const T grad = grad_y[i] * activation_slope(activation, y[i]);
+            grad_x[i] = grad;
+            sum += grad;
+        }
+    }
+    lane_sums[threadIdx.y][threadIdx.x] = sum;
+    __syncthreads();
+    if (threadIdx.y == 0 && column < channels) {
+        T block_sum = T(0);
+        for (int lane = 0; lane < ROW_LANES; ++lane) {
+            block_sum += lane_sums[lane][threadIdx.x];
+        }
+        atomicAdd(&column_sums[column], block_sum);
     }
 }
 

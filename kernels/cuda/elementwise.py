@@ -4,6 +4,7 @@ import numpy
 
 from ..reference.elementwise import check_seed, dropout_threshold
 from .loader import (
+    MAX_BLOCKS,
     activation_code,
     check_shape,
     contiguous,
@@ -16,6 +17,15 @@ from .loader import (
 )
 
 CUDA_FILE = "elementwise.cu"
+
+# The block of activation_backward_with_column_sums: COLUMN_TILE columns by
+# ROW_LANES rows (the #defines of the same names in elementwise.cu).
+COLUMN_TILE = 32
+ROW_LANES = 8
+# Its grid: about this many blocks keep every multiprocessor busy (an H100 has
+# 132), while each column receives no more atomic additions than there are
+# blocks along the rows.
+COLUMN_SUM_BLOCKS = 1024
 
 
 # ----------------------------------------------------------------------------
@@ -86,13 +96,31 @@ def bias_activation_backward(grad_y, y, activation):
     grad_y = contiguous(grad_y)
     y = contiguous(y, dtype)
     check_shape("y", y, grad_y.shape)
+    channels = grad_y.shape[-1]
+    rows = grad_y.size // channels if channels else 0
     grad_x = cupy.empty(grad_y.shape, dtype=dtype)
-    kernel = get_kernel(CUDA_FILE, "activation_backward", dtype)
-    launch_over_elements(kernel, grad_x.size, (grad_y, y, grad_x, index(grad_x.size), code))
     # The bias was broadcast over every axis but the last: its gradient is the
-    # sum over those axes (a column sum, which CuPy's reduction does well).
-    grad_bias = grad_x.reshape(-1, grad_x.shape[-1]).sum(axis=0)
+    # sum over those axes, a column sum, which the kernel adds into this buffer
+    # while it writes grad_x (one launch, where CuPy's reduction was a second).
+    grad_bias = cupy.zeros(channels, dtype=dtype)
+    kernel = get_kernel(CUDA_FILE, "activation_backward_with_column_sums", dtype)
+    launch_over_column_tiles(
+        kernel, rows, channels,
+        (grad_y, y, grad_x, grad_bias, index(rows), index(channels), code),
+    )
     return grad_x, grad_bias
+
+
+def launch_over_column_tiles(kernel, rows, channels, args):
+    """Launch activation_backward_with_column_sums over a (rows, channels) matrix:
+    across, one block per tile of COLUMN_TILE columns; down, as many blocks as
+    the rows need, but no more than keep the grid near COLUMN_SUM_BLOCKS."""
+    if rows == 0 or channels == 0:
+        return  # nothing to write, and the column sums are already zero
+    column_blocks = -(-channels // COLUMN_TILE)
+    row_blocks = min(-(-rows // ROW_LANES), max(1, COLUMN_SUM_BLOCKS // column_blocks),
+                     MAX_BLOCKS)
+    kernel((column_blocks, row_blocks), (COLUMN_TILE, ROW_LANES), args)
 
 
 # ----------------------------------------------------------------------------

@@ -124,6 +124,29 @@ def test_bias_activation_matches_reference(candidate, reference, case, activatio
     assert_close(grad_bias, expected_grad_bias, dtype, f"{activation} grad_bias")
 
 
+# Shapes the small random arrays above never reach: more than one tile of 32
+# columns (70, 300), many rows per thread (8 * 26 * 26 rows of a convolution's
+# output), a single column, and no rows at all.
+LARGE_BIAS_SHAPES = [(3000, 70), (8, 26, 26, 32), (5, 300), (4097, 1), (0, 5), (2, 0, 3)]
+
+
+@pytest.mark.parametrize("shape", LARGE_BIAS_SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bias_activation_backward_matches_reference_on_large_shapes(candidate, reference,
+                                                                    shape, dtype):
+    rng = np.random.default_rng(3)
+    grad_y = rng.standard_normal(shape).astype(dtype)
+    y = reference.bias_activation_forward(rng.standard_normal(shape).astype(dtype),
+                                          np.zeros(shape[-1], dtype), "relu")
+    grad_x, grad_bias = candidate.to_numpy(
+        candidate.bias_activation_backward(candidate.asarray(grad_y), candidate.asarray(y), "relu")
+    )
+    expected_grad_x, expected_grad_bias = reference.bias_activation_backward(grad_y, y, "relu")
+    assert grad_x.dtype == dtype and grad_bias.dtype == dtype
+    assert_close(grad_x, expected_grad_x, dtype, f"{shape} grad_x")
+    assert_close(grad_bias, expected_grad_bias, dtype, f"{shape} grad_bias")
+
+
 def check_activation_values(kernels):
     """Each activation at hand-picked points, from its textbook definition."""
     z = np.array([-1000.0, -3.0, -1.5, 0.0, 0.3, 3.0, 1000.0])
