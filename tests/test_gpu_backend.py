@@ -118,6 +118,52 @@ def test_dense_conv_lstm_forward_backward_and_step_stay_on_the_device(gpu):
 
 
 # ----------------------------------------------------------------------------
+# Labels
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("where", ["host", "device"])
+def test_sparse_labels_are_checked_on_either_side_with_the_same_errors(gpu, where):
+    logits = db.tensor(np.zeros((3, 4)), requires_grad=True)
+
+    def labels(values, dtype=None):
+        array = np.array(values, dtype=dtype)
+        return array if where == "host" else backend.to_device(array, "cuda")
+
+    def loss(y_true):
+        return losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
+
+    with pytest.raises(ValueError, match=r"label 7 at position 1 is outside \[0, 4\)"):
+        loss(labels([0, 7, 1]))
+    with pytest.raises(ValueError, match=r"label -1 at position 2"):
+        loss(labels([0, 1, -1]))
+    with pytest.raises(ValueError, match=r"label 4 at position 0"):
+        loss(labels([4, 1, 2], np.int32))
+    with pytest.raises(ValueError, match=r"whole numbers.*label 1.5 at position 2"):
+        loss(labels([0.0, 1.0, 1.5]))
+    per_sample = loss(labels([0, 3, 1], np.int32))
+    assert on_device(per_sample)
+    np.testing.assert_allclose(per_sample.numpy(), np.full(3, np.log(4.0)), rtol=1e-6)
+    np.testing.assert_allclose(loss(labels([0.0, 3.0, 1.0])).numpy(), per_sample.numpy())
+
+
+def test_numpy_labels_are_checked_on_the_host_before_they_move(gpu, monkeypatch):
+    logits = db.tensor(np.zeros((3, 4)))
+    moved_to_gpu = []
+    move = backend.to_device
+
+    def recording_move(array, device):
+        if device == "cuda":
+            moved_to_gpu.append(array)
+        return move(array, device)
+
+    monkeypatch.setattr(backend, "to_device", recording_move)
+    with pytest.raises(ValueError, match="outside"):
+        losses.sparse_categorical_crossentropy(np.array([0, 9, 1]), logits, from_logits=True)
+    assert moved_to_gpu == [], "bad labels were copied to the device before being checked"
+    losses.sparse_categorical_crossentropy(np.array([0, 2, 1]), logits, from_logits=True)
+    assert len(moved_to_gpu) == 1 and isinstance(moved_to_gpu[0], np.ndarray)
+
+
+# ----------------------------------------------------------------------------
 # Models: fit, predict, move
 # ----------------------------------------------------------------------------
 def test_fit_on_numpy_data_lowers_the_loss_and_predict_returns_numpy(gpu):
