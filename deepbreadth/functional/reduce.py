@@ -9,7 +9,7 @@ import builtins
 
 import numpy as np
 
-from ..autograd import Function, Tensor
+from ..autograd import Function, Tensor, is_grad_enabled
 
 
 def _normalize_axes(axis, ndim):
@@ -62,12 +62,29 @@ class Mean(Function):
         ctx.keepdims = keepdims
         ctx.input_shape = a.shape
         ctx.count = _count_over(a, ctx.axes)
-        return _divide_by_count(a.sum(axis=ctx.axes, keepdims=keepdims), ctx.count)
+        if ctx.count == 0:
+            return _divide_by_count(a.sum(axis=ctx.axes, keepdims=keepdims), ctx.count)
+        # The array's own mean divides inside its reduction: on the GPU one
+        # call, where sum then divide was two.
+        return a.mean(axis=ctx.axes, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, grad):
         grad = _restore_reduced_axes(grad, ctx.axes, ctx.keepdims)
+        if not is_grad_enabled():
+            # A plain backward (no create_graph) records nothing, so the
+            # gradient is made on the arrays, in one pass: the Tensor ops below
+            # copy `count` to the device, divide, then broadcast in a second pass.
+            return Tensor._wrap(_spread_evenly(grad.data, ctx.count, ctx.input_shape))
         return broadcast_to(_divide_by_count(grad, ctx.count), ctx.input_shape)
+
+
+def _spread_evenly(grad, count, shape):
+    """A new array of `shape` holding grad / count (grad broadcasts to the shape)."""
+    out = np.empty_like(grad, shape=shape)
+    # With count 0 the input, and so `out`, has no elements: nothing is divided.
+    np.divide(grad, count, out=out)
+    return out
 
 
 class SumToShape(Function):
