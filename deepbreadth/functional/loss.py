@@ -35,7 +35,8 @@ class SoftmaxCrossEntropy(Function):
         probs, labels = ctx.saved_tensors
         grad_logits = backend.kernel("softmax_cross_entropy_backward", probs.data)(
             probs.data, labels.data, grad_loss.data)
-        return grad_logits, None  # labels are class indices: no gradient
+        # Wrapped here: a bare array would be sent to its device again by the engine.
+        return Tensor._wrap(grad_logits), None  # labels are class indices: no gradient
 
 
 def softmax_cross_entropy(logits, labels):
