@@ -252,7 +252,8 @@ def _as_array(grad, weight):
             f"a gradient of shape {array.shape} was given for a weight of shape {weight.shape}"
             + (f" ({weight.name})" if weight.name else "")
         )
-    return array.astype(weight.dtype, copy=False)
+    # Compared first: astype(copy=False) is a CuPy call even when it has nothing to do.
+    return array if array.dtype == weight.dtype else array.astype(weight.dtype)
 
 
 # ----------------------------------------------------------------------------
