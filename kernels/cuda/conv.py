@@ -12,7 +12,7 @@ import cupy
 
 from ..shapes import conv_output_length
 from .elementwise import bias_activation_backward, bias_activation_forward
-from .loader import contiguous, float_dtype, get_kernel, index, launch_over_elements
+from .loader import contiguous, float_dtype, get_kernel, indices, launch_over_elements
 
 CUDA_FILE = "conv.cu"
 
@@ -56,7 +56,7 @@ def geometry_arguments(x_shape, w_shape, output_size, stride, padding, dilation)
         batch, height, width, channels, kernel_h, kernel_w, *output_size,
         *stride, pad_top, pad_left, *dilation,
     )
-    return tuple(index(value) for value in values)
+    return indices(values)
 
 
 def im2col(x, w_shape, output_size, stride, padding, dilation):

@@ -9,6 +9,7 @@ Nothing is compiled at import time.
 This module imports CuPy only inside the functions that need it, so that
 tests without a GPU can load it to read the kernel names out of the .cu files.
 """
+import functools
 import pathlib
 import re
 
@@ -139,6 +140,13 @@ def launch_over_rows(kernel, rows, row_length, args):
 def index(value):
     """A size or index, passed as the kernels' ``Index`` (long long)."""
     return np.int64(value)
+
+
+@functools.lru_cache(maxsize=256)
+def indices(values):
+    """A tuple of sizes as ``Index`` arguments.  Kept: a layer launches its
+    convolution and pooling kernels with the same dozen sizes every step."""
+    return tuple(index(value) for value in values)
 
 
 def activation_code(name):

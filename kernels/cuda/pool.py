@@ -19,6 +19,7 @@ from .loader import (
     float_dtype,
     get_kernel,
     index,
+    indices,
     launch_over_elements,
 )
 
@@ -53,7 +54,7 @@ def geometry_arguments(x_shape, output_size, pool, stride, padding):
     """The arguments the windowed kernels share, in their C order, as ``Index``."""
     (pad_top, _), (pad_left, _) = padding
     values = (*x_shape, *output_size, *pool, *stride, pad_top, pad_left)
-    return tuple(index(value) for value in values)
+    return indices(values)
 
 
 # ----------------------------------------------------------------------------
