@@ -23,16 +23,12 @@ SHAPES = {  # (batch, steps, features, units)
 
 # (what is cut, text in rnn_sequence.cu, replacement)
 CUTS = {
-    "forward without the recurrent product": ("k < units; ++k", "k < 0; ++k"),
+    "forward without the recurrent product":
+        ("multiply_rows<T, 4>(previous", "if (false) multiply_rows<T, 4>(previous"),
     "backward without phase 2 (grad_z @ recurrent_kernel^T)":
-        ("k < width; k += 32", "k < 0; k += 32"),
+        ("multiply_rows<T, 1>(grad_z_seq", "if (false) multiply_rows<T, 1>(grad_z_seq"),
     "backward without phase 1 (gate gradients)":
-        ("        for (Index item = threadIdx.x; item < items; item += blockDim.x) {\n"
-         "            const Index n = item / owned;\n"
-         "            const Index u = first_unit + item % owned;",
-         "        for (Index item = threadIdx.x; item < 0; item += blockDim.x) {\n"
-         "            const Index n = item / owned;\n"
-         "            const Index u = first_unit + item % owned;"),
+        ("work.has_unit && round < rounds", "false && round < rounds"),
     "both kernels without the grid barrier": ("grid.sync();", "(void)grid;"),
 }
 
@@ -100,16 +96,16 @@ def time_kernel_parts(name, p):
             print(f"  cut '{cut}': text not found in rnn_sequence.cu")
             continue
         variants[cut] = source.replace(text, replacement)
-    blocks, threads, units_per_block, shared_bytes = plan
-    print(f"{name}: {blocks} blocks x {threads} threads, {units_per_block} units per block, "
-          f"{shared_bytes} bytes of shared memory", flush=True)
+    print(f"{name}: {plan.blocks} blocks x {plan.threads} threads, {plan.units_per_block} "
+          f"units and {plan.groups} sample groups per block, {plan.shared_bytes} bytes of "
+          "shared memory", flush=True)
     for label, text in variants.items():
         module = compiled_variant(text)
         forward_kernel = module.get_function("lstm_forward_sequence<float>")
         backward_kernel = module.get_function("lstm_backward_sequence<float>")
         scratch = [cupy.empty_like(a) for a in (h_seq, c_seq, gates)]
-        sizes = (np.int64(batch), np.int64(steps), np.int64(units), np.int64(units_per_block),
-                 np.int32(2), np.int32(3))
+        sizes = (np.int64(batch), np.int64(steps), np.int64(units),
+                 np.int64(plan.units_per_block), np.int64(plan.groups), np.int32(2), np.int32(3))
 
         def forward():
             rnn_sequence.launch(forward_kernel, plan, (

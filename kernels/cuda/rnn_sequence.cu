@@ -8,7 +8,10 @@
 //   - each block owns a slice of the units: all four gates of those units, for
 //     every sample;
 //   - it keeps its slice of recurrent_kernel in shared memory for the whole
-//     sequence and computes its part of h_{t-1} @ recurrent_kernel itself;
+//     sequence and computes its part of h_{t-1} @ recurrent_kernel itself:
+//     the rows of h_{t-1} pass through shared memory in tiles that the whole
+//     block reads from global memory together, and each thread multiplies
+//     four samples at once, so each weight it reads serves four products;
 //   - step t needs h_{t-1} of EVERY unit, so the blocks meet at a grid-wide
 //     barrier (grid.sync()) after each step.  A barrier across blocks is only
 //     safe when all blocks run at once: the loader launches the kernels of
@@ -33,16 +36,100 @@ __device__ inline Index position_in_sequence(Index n, Index t, Index u, Index st
     return (n * steps + t) * width + u;
 }
 
-// The units a block owns: first_unit .. first_unit + owned_units - 1.
-__device__ inline Index first_owned_unit(Index units_per_block)
+// ---------------------------------------------------------------------------
+// Who does what inside a block
+// ---------------------------------------------------------------------------
+// A block owns units first_unit .. first_unit + owned - 1.  Its thread number
+// `groups * j + g` takes owned unit j and sample group g; in round `round` the
+// group is the SAMPLES_PER_THREAD samples
+//     (round * SAMPLES_PER_THREAD + r) * groups + g,   r < SAMPLES_PER_THREAD.
+// Consecutive threads take consecutive samples, whose rows in a staged tile lie
+// in different shared-memory banks, and a thread keeps the same samples and
+// unit at every step: what it reads of c_{t-1} (or of a running gradient) is
+// what it wrote itself.  Threads beyond groups * owned only help staging.
+#define SAMPLES_PER_THREAD 4
+// Columns of the left matrix copied into shared memory per pass.
+#define STAGED_DEPTH 32
+
+struct ThreadWork {
+    Index first_unit;
+    Index unit_slot;  // j
+    Index group;      // g
+    Index groups;
+    bool has_unit;
+};
+
+__device__ inline ThreadWork thread_work(Index units, Index units_per_block, Index groups)
 {
-    return (Index)blockIdx.x * units_per_block;
+    ThreadWork work;
+    work.first_unit = (Index)blockIdx.x * units_per_block;
+    const Index left = units - work.first_unit;
+    const Index owned = left < units_per_block ? left : units_per_block;
+    work.unit_slot = threadIdx.x / groups;
+    work.group = threadIdx.x % groups;
+    work.groups = groups;
+    work.has_unit = work.unit_slot < owned;
+    return work;
 }
 
-__device__ inline Index owned_unit_count(Index units, Index units_per_block)
+__device__ inline Index sample_of(const ThreadWork& work, Index round, int r)
 {
-    const Index left = units - first_owned_unit(units_per_block);
-    return left < units_per_block ? left : units_per_block;
+    return (round * SAMPLES_PER_THREAD + r) * work.groups + work.group;
+}
+
+// Copies columns first_column .. first_column + STAGED_DEPTH - 1 of rows
+// first_row .. first_row + tile_rows - 1 of a (batch, depth) matrix in global
+// memory (row n at rows + n * row_stride) into
+// tile[local_row * (STAGED_DEPTH + 1) + column]; missing rows and columns read
+// as zero.  The + 1 shifts each row by one bank.  Every thread takes part.
+template <typename T>
+__device__ void stage_tile(const T* rows, Index row_stride, Index batch, Index depth,
+                           Index first_row, Index tile_rows, Index first_column, T* tile)
+{
+    for (Index e = threadIdx.x; e < tile_rows * STAGED_DEPTH; e += blockDim.x) {
+        const Index local_row = e / STAGED_DEPTH;
+        const Index column = e % STAGED_DEPTH;
+        const Index n = first_row + local_row;
+        const Index k = first_column + column;
+        tile[local_row * (STAGED_DEPTH + 1) + column] =
+            (n < batch && k < depth) ? rows[n * row_stride + k] : T(0);
+    }
+}
+
+// The product of this round's rows of a (batch, depth) matrix in global memory
+// with the (depth, right_width) matrix `right` in shared memory, for the
+// thread's SAMPLES_PER_THREAD samples and COLUMNS columns starting at
+// first_column: sums[r][c] += sum over k of left[sample r][k] * right[k][first_column + c].
+// The left rows pass through `tile`, STAGED_DEPTH columns at a time, read once
+// from global memory by the whole block.  Every thread of the block must call it.
+template <typename T, int COLUMNS>
+__device__ void multiply_rows(const T* rows, Index row_stride, Index batch, Index depth,
+                              Index round, const ThreadWork& work,
+                              const T* right, Index right_width, Index first_column,
+                              T* tile, T (&sums)[SAMPLES_PER_THREAD][COLUMNS])
+{
+    const Index tile_rows = SAMPLES_PER_THREAD * work.groups;
+    for (Index k0 = 0; k0 < depth; k0 += STAGED_DEPTH) {
+        __syncthreads();  // every thread is done with the previous tile
+        stage_tile(rows, row_stride, batch, depth, round * tile_rows, tile_rows, k0, tile);
+        __syncthreads();
+        if (!work.has_unit) {
+            continue;
+        }
+        const Index chunk = depth - k0 < STAGED_DEPTH ? depth - k0 : STAGED_DEPTH;
+        for (Index kk = 0; kk < chunk; ++kk) {
+            T right_values[COLUMNS];
+            for (int c = 0; c < COLUMNS; ++c) {
+                right_values[c] = right[(k0 + kk) * right_width + first_column + c];
+            }
+            for (int r = 0; r < SAMPLES_PER_THREAD; ++r) {
+                const T left = tile[(r * work.groups + work.group) * (STAGED_DEPTH + 1) + kk];
+                for (int c = 0; c < COLUMNS; ++c) {
+                    sums[r][c] += left * right_values[c];
+                }
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -50,75 +137,76 @@ __device__ inline Index owned_unit_count(Index units, Index units_per_block)
 //     z = input_projection[:, t] + bias + h_{t-1} @ recurrent_kernel
 //     i, f, g, o = rec_act(z_i), rec_act(z_f), act(z_g), rec_act(z_o)
 //     c_t = f * c_{t-1} + i * g;   h_t = o * act(c_t)
-// Shared memory: the block's columns of recurrent_kernel (units, 4 * units),
-// stored as weights[k * 4 * units_per_block + gate * units_per_block + j] for
-// unit first_unit + j, so the four gates of a unit sit side by side.
+// Shared memory: the block's columns of recurrent_kernel (units rows, four per
+// owned unit), weights[k * 4 * units_per_block + 4 * j + gate], so a thread's
+// four gates sit side by side; then the staging tile.
 // ---------------------------------------------------------------------------
 template <typename T>
 __global__ void lstm_forward_sequence(const T* input_projection, const T* recurrent_kernel,
                                       const T* bias, const T* h0, const T* c0,
                                       T* h_seq, T* c_seq, T* gates,
                                       Index batch, Index steps, Index units,
-                                      Index units_per_block,
+                                      Index units_per_block, Index groups,
                                       int activation, int recurrent_activation)
 {
     cg::grid_group grid = cg::this_grid();
     extern __shared__ unsigned char shared_bytes[];
     T* weights = reinterpret_cast<T*>(shared_bytes);
+    const Index slice_width = 4 * units_per_block;
+    T* tile = weights + units * slice_width;
 
     const Index width = 4 * units;
-    const Index slice_width = 4 * units_per_block;
-    const Index first_unit = first_owned_unit(units_per_block);
-    const Index owned = owned_unit_count(units, units_per_block);
-
+    const ThreadWork work = thread_work(units, units_per_block, groups);
+    const Index owned = units - work.first_unit < units_per_block ? units - work.first_unit
+                                                                   : units_per_block;
     for (Index e = threadIdx.x; e < units * slice_width; e += blockDim.x) {
         const Index k = e / slice_width;
-        const Index gate = (e % slice_width) / units_per_block;
-        const Index j = e % units_per_block;
-        weights[e] = j < owned ? recurrent_kernel[k * width + gate * units + first_unit + j] : T(0);
+        const Index j = (e % slice_width) / 4;
+        const Index gate = e % 4;
+        weights[e] = j < owned ? recurrent_kernel[k * width + gate * units + work.first_unit + j]
+                               : T(0);
     }
-    __syncthreads();
 
-    // One item per (sample n, owned unit j); a thread keeps the same items at
-    // every step, so the c_{t-1} it reads is the one it wrote itself.
-    const Index items = batch * owned;
+    const Index u = work.first_unit + work.unit_slot;
+    const Index round_samples = SAMPLES_PER_THREAD * groups;
+    const Index rounds = (batch + round_samples - 1) / round_samples;
     for (Index t = 0; t < steps; ++t) {
-        for (Index item = threadIdx.x; item < items; item += blockDim.x) {
-            const Index n = item / owned;
-            const Index j = item % owned;
-            const Index u = first_unit + j;
-            const Index gate_at = position_in_sequence(n, t, u, steps, width);
-            const T* h_previous =
-                t == 0 ? h0 + n * units : h_seq + position_in_sequence(n, t - 1, 0, steps, units);
-
-            T z[4];
-            for (int gate = 0; gate < 4; ++gate) {
-                z[gate] = input_projection[gate_at + gate * units] + bias[gate * units + u];
+        // h_{t-1} of every sample: the rows of h0, or of h_seq at step t - 1.
+        const T* previous = t == 0 ? h0 : h_seq + (t - 1) * units;
+        const Index previous_stride = t == 0 ? units : steps * units;
+        for (Index round = 0; round < rounds; ++round) {
+            T z[SAMPLES_PER_THREAD][4] = {};
+            multiply_rows<T, 4>(previous, previous_stride, batch, units, round, work,
+                                weights, slice_width, 4 * work.unit_slot, tile, z);
+            if (!work.has_unit) {
+                continue;
             }
-            for (Index k = 0; k < units; ++k) {
-                const T h = h_previous[k];
-                const T* w = weights + k * slice_width + j;
-                z[0] += h * w[0];
-                z[1] += h * w[units_per_block];
-                z[2] += h * w[2 * units_per_block];
-                z[3] += h * w[3 * units_per_block];
-            }
-            const T input_gate = activate(recurrent_activation, z[0]);   // how much new to write
-            const T forget_gate = activate(recurrent_activation, z[1]);  // how much old to keep
-            const T candidate = activate(activation, z[2]);              // the new content
-            const T output_gate = activate(recurrent_activation, z[3]);  // how much to show
-            const T c_previous =
-                t == 0 ? c0[n * units + u] : c_seq[position_in_sequence(n, t - 1, u, steps, units)];
-            const T c = forget_gate * c_previous + input_gate * candidate;
-            const T h = output_gate * activate(activation, c);
+            for (int r = 0; r < SAMPLES_PER_THREAD; ++r) {
+                const Index n = sample_of(work, round, r);
+                if (n >= batch) {
+                    continue;
+                }
+                const Index gate_at = position_in_sequence(n, t, u, steps, width);
+                T activated[4];
+                for (int gate = 0; gate < 4; ++gate) {
+                    const T pre_activation = z[r][gate] + input_projection[gate_at + gate * units]
+                                           + bias[gate * units + u];
+                    // i, f, o use the recurrent activation; the candidate g the activation.
+                    activated[gate] = activate(gate == 2 ? activation : recurrent_activation,
+                                               pre_activation);
+                }
+                const T c_previous = t == 0 ? c0[n * units + u]
+                                            : c_seq[position_in_sequence(n, t - 1, u, steps, units)];
+                const T c = activated[1] * c_previous + activated[0] * activated[2];
+                const T h = activated[3] * activate(activation, c);
 
-            const Index at = position_in_sequence(n, t, u, steps, units);
-            c_seq[at] = c;
-            h_seq[at] = h;
-            gates[gate_at] = input_gate;
-            gates[gate_at + units] = forget_gate;
-            gates[gate_at + 2 * units] = candidate;
-            gates[gate_at + 3 * units] = output_gate;
+                const Index at = position_in_sequence(n, t, u, steps, units);
+                c_seq[at] = c;
+                h_seq[at] = h;
+                for (int gate = 0; gate < 4; ++gate) {
+                    gates[gate_at + gate * units] = activated[gate];
+                }
+            }
         }
         // Step t + 1 reads h_t of every unit: wait for every block.
         grid.sync();
@@ -136,91 +224,84 @@ __global__ void lstm_forward_sequence(const T* input_projection, const T* recurr
 // grad_h = 0 and grad_c = grad_c_last; on exit they hold the gradients of h0
 // and c0.  Phase 1 of step t - 1 writes grad_z_seq[:, t - 1] while other blocks
 // may still read grad_z_seq[:, t], so one grid barrier per step suffices.
-//
-// Phase 2 is a dot product of length 4 * units per (sample, owned unit): a warp
-// takes one sample, its lanes stride along the row of grad_z (consecutive,
-// coalesced reads) and keep one partial sum per owned unit, then add the lanes.
-// Shared memory: the block's rows of recurrent_kernel, weights[j * 4 * units + k].
+// Shared memory: the block's rows of recurrent_kernel, transposed,
+// weights[k * units_per_block + j]; then the staging tile.
 // ---------------------------------------------------------------------------
-#define MAX_UNITS_PER_BLOCK 8
-
 template <typename T>
 __global__ void lstm_backward_sequence(const T* recurrent_kernel, const T* c0, const T* c_seq,
                                        const T* gates, const T* grad_h_seq,
                                        T* grad_h, T* grad_c, T* grad_z_seq,
                                        Index batch, Index steps, Index units,
-                                       Index units_per_block,
+                                       Index units_per_block, Index groups,
                                        int activation, int recurrent_activation)
 {
     cg::grid_group grid = cg::this_grid();
     extern __shared__ unsigned char shared_bytes[];
     T* weights = reinterpret_cast<T*>(shared_bytes);
-
     const Index width = 4 * units;
-    const Index first_unit = first_owned_unit(units_per_block);
-    const Index owned = owned_unit_count(units, units_per_block);
-    const int lane = threadIdx.x % 32;
+    T* tile = weights + width * units_per_block;
 
-    for (Index e = threadIdx.x; e < owned * width; e += blockDim.x) {
-        weights[e] = recurrent_kernel[first_unit * width + e];
+    const ThreadWork work = thread_work(units, units_per_block, groups);
+    const Index owned = units - work.first_unit < units_per_block ? units - work.first_unit
+                                                                   : units_per_block;
+    for (Index e = threadIdx.x; e < width * units_per_block; e += blockDim.x) {
+        const Index k = e / units_per_block;
+        const Index j = e % units_per_block;
+        weights[e] = j < owned ? recurrent_kernel[(work.first_unit + j) * width + k] : T(0);
     }
-    __syncthreads();
 
-    const Index items = batch * owned;
+    const Index u = work.first_unit + work.unit_slot;
+    const Index round_samples = SAMPLES_PER_THREAD * groups;
+    const Index rounds = (batch + round_samples - 1) / round_samples;
     for (Index t = steps - 1; t >= 0; --t) {
-        for (Index item = threadIdx.x; item < items; item += blockDim.x) {
-            const Index n = item / owned;
-            const Index u = first_unit + item % owned;
-            const Index i = n * units + u;
-            const Index at = position_in_sequence(n, t, u, steps, units);
-            const Index gate_at = position_in_sequence(n, t, u, steps, width);
-            const T input_gate = gates[gate_at];
-            const T forget_gate = gates[gate_at + units];
-            const T candidate = gates[gate_at + 2 * units];
-            const T output_gate = gates[gate_at + 3 * units];
-            const T c_previous = t == 0 ? c0[i] : c_seq[at - units];  // (n, t - 1, u)
-            const T activated_c = activate(activation, c_seq[at]);
+        for (Index round = 0; work.has_unit && round < rounds; ++round) {
+            for (int r = 0; r < SAMPLES_PER_THREAD; ++r) {
+                const Index n = sample_of(work, round, r);
+                if (n >= batch) {
+                    continue;
+                }
+                const Index i = n * units + u;
+                const Index at = position_in_sequence(n, t, u, steps, units);
+                const Index gate_at = position_in_sequence(n, t, u, steps, width);
+                const T input_gate = gates[gate_at];
+                const T forget_gate = gates[gate_at + units];
+                const T candidate = gates[gate_at + 2 * units];
+                const T output_gate = gates[gate_at + 3 * units];
+                const T c_previous = t == 0 ? c0[i] : c_seq[at - units];  // (n, t - 1, u)
+                const T activated_c = activate(activation, c_seq[at]);
 
-            const T grad_h_total = grad_h_seq[at] + grad_h[i];
-            // h_t = o * act(c_t)
-            const T grad_output_gate = grad_h_total * activated_c;
-            const T grad_c_total =
-                grad_c[i] + grad_h_total * output_gate * activation_slope(activation, activated_c);
-            // c_t = f * c_{t-1} + i * g
-            grad_z_seq[gate_at] =
-                grad_c_total * candidate * activation_slope(recurrent_activation, input_gate);
-            grad_z_seq[gate_at + units] =
-                grad_c_total * c_previous * activation_slope(recurrent_activation, forget_gate);
-            grad_z_seq[gate_at + 2 * units] =
-                grad_c_total * input_gate * activation_slope(activation, candidate);
-            grad_z_seq[gate_at + 3 * units] =
-                grad_output_gate * activation_slope(recurrent_activation, output_gate);
-            grad_c[i] = grad_c_total * forget_gate;
+                const T grad_h_total = grad_h_seq[at] + grad_h[i];
+                // h_t = o * act(c_t)
+                const T grad_output_gate = grad_h_total * activated_c;
+                const T grad_c_total = grad_c[i]
+                    + grad_h_total * output_gate * activation_slope(activation, activated_c);
+                // c_t = f * c_{t-1} + i * g
+                grad_z_seq[gate_at] =
+                    grad_c_total * candidate * activation_slope(recurrent_activation, input_gate);
+                grad_z_seq[gate_at + units] =
+                    grad_c_total * c_previous * activation_slope(recurrent_activation, forget_gate);
+                grad_z_seq[gate_at + 2 * units] =
+                    grad_c_total * input_gate * activation_slope(activation, candidate);
+                grad_z_seq[gate_at + 3 * units] =
+                    grad_output_gate * activation_slope(recurrent_activation, output_gate);
+                grad_c[i] = grad_c_total * forget_gate;
+            }
         }
         // Phase 2 reads the gate gradients of every unit.
         grid.sync();
-        for (Index n = threadIdx.x / 32; n < batch; n += blockDim.x / 32) {
-            const T* grad_z = grad_z_seq + position_in_sequence(n, t, 0, steps, width);
-            T sums[MAX_UNITS_PER_BLOCK];
-            for (int j = 0; j < MAX_UNITS_PER_BLOCK; ++j) {
-                sums[j] = T(0);
+        for (Index round = 0; round < rounds; ++round) {
+            T sums[SAMPLES_PER_THREAD][1] = {};
+            multiply_rows<T, 1>(grad_z_seq + t * width, steps * width, batch, width, round, work,
+                                weights, units_per_block, work.unit_slot, tile, sums);
+            if (!work.has_unit) {
+                continue;
             }
-            for (Index k = lane; k < width; k += 32) {
-                const T g = grad_z[k];
-                for (int j = 0; j < MAX_UNITS_PER_BLOCK; ++j) {
-                    if (j < owned) {
-                        sums[j] += g * weights[j * width + k];
-                    }
-                }
-            }
-            for (int j = 0; j < owned; ++j) {
-                const T total = warp_reduce(sums[j], SumOperation());
-                if (lane == 0) {
-                    grad_h[n * units + first_unit + j] = total;
+            for (int r = 0; r < SAMPLES_PER_THREAD; ++r) {
+                const Index n = sample_of(work, round, r);
+                if (n < batch) {
+                    grad_h[n * units + u] = sums[r][0];
                 }
             }
         }
-        // Phase 1 of the next step reads grad_h from other threads of this block.
-        __syncthreads();
     }
 }

@@ -2,10 +2,11 @@
 
 rnn.py runs an LSTM through these when the shape fits (launch_plan), and step
 by step otherwise.  Each block owns `units_per_block` units and keeps their
-slice of recurrent_kernel in shared memory; the blocks meet at a grid-wide
+slice of recurrent_kernel in shared memory (rnn_sequence.cu says how); the blocks meet at a grid-wide
 barrier after every step, so all of them must be resident at once: at most one
 block per multiprocessor, launched cooperatively (loader.COOPERATIVE_FILES).
 """
+import collections
 import functools
 
 import cupy
@@ -15,14 +16,15 @@ from .loader import get_kernel, index
 
 CUDA_FILE = "rnn_sequence.cu"
 
-# Threads per block: the block's (sample, unit) items, in whole warps, at most this.
+# Threads per block: at least this many, so that the whole block stages tiles.
+MIN_THREADS = 128
 MAX_THREADS = 512
+# Must match rnn_sequence.cu: samples each thread multiplies at once, and columns
+# of the left matrix staged in shared memory per pass.
+SAMPLES_PER_THREAD = 4
+STAGED_DEPTH = 32
 # Shared memory a kernel gets without asking for more (CUDA's default limit).
 DEFAULT_SHARED_BYTES = 48 * 1024
-
-# A block owns at most this many units: the backward kernel keeps one running
-# sum per owned unit in registers (MAX_UNITS_PER_BLOCK in rnn_sequence.cu).
-MAX_UNITS_PER_BLOCK = 8
 
 # The tests switch this off to run the step-by-step path on shapes that would fit.
 ENABLED = True
@@ -35,32 +37,42 @@ def device_limits(device_id):
     return attributes["MultiProcessorCount"], attributes["MaxSharedMemoryPerBlockOptin"]
 
 
+LaunchPlan = collections.namedtuple(
+    "LaunchPlan", "blocks threads units_per_block groups shared_bytes")
+
+
+def ceil_div(a, b):
+    return -(-a // b)
+
+
 def launch_plan(batch, units, dtype):
-    """(blocks, threads, units_per_block, shared_bytes) for an LSTM of this shape,
-    or None when the whole-sequence kernels cannot run it (switched off, empty,
-    more units than MAX_UNITS_PER_BLOCK per multiprocessor, or a block's slice of
-    recurrent_kernel larger than its shared memory)."""
+    """The LaunchPlan (blocks, threads, units_per_block, groups, shared_bytes) of an LSTM of this
+    shape, or None when the whole-sequence kernels cannot run it (switched off,
+    empty, or more shared memory than a block may have).
+
+    A block owns units_per_block units; its threads form `groups` sample groups
+    per owned unit (rnn_sequence.cu, "Who does what inside a block")."""
     if not ENABLED or batch == 0 or units == 0:
         return None
     multiprocessors, shared_limit = device_limits(cupy.cuda.Device().id)
-    units_per_block = -(-units // multiprocessors)
-    if units_per_block > MAX_UNITS_PER_BLOCK:
-        return None
-    blocks = -(-units // units_per_block)
-    # Forward: all rows, the block's four gate columns; backward: the block's
-    # rows, all 4 * units columns.  The same count either way.
-    shared_bytes = units_per_block * 4 * units * np.dtype(dtype).itemsize
+    units_per_block = ceil_div(units, multiprocessors)
+    blocks = ceil_div(units, units_per_block)
+    groups_wanted = ceil_div(batch, SAMPLES_PER_THREAD)
+    threads = min(MAX_THREADS, max(MIN_THREADS, 32 * ceil_div(groups_wanted * units_per_block, 32)))
+    groups = max(1, min(groups_wanted, threads // units_per_block))
+    # The block's recurrent weights (units x 4 per owned unit, either way round)
+    # and the tile of staged rows.
+    elements = units_per_block * 4 * units + SAMPLES_PER_THREAD * groups * (STAGED_DEPTH + 1)
+    shared_bytes = elements * np.dtype(dtype).itemsize
     if shared_bytes > shared_limit:
         return None
-    threads = min(MAX_THREADS, 32 * -(-(batch * units_per_block) // 32))
-    return blocks, threads, units_per_block, shared_bytes
+    return LaunchPlan(blocks, threads, units_per_block, groups, shared_bytes)
 
 
 def launch(kernel, plan, arguments):
-    blocks, threads, _, shared_bytes = plan
-    if shared_bytes > DEFAULT_SHARED_BYTES:
-        kernel.max_dynamic_shared_size_bytes = shared_bytes
-    kernel((blocks,), (threads,), arguments, shared_mem=shared_bytes)
+    if plan.shared_bytes > DEFAULT_SHARED_BYTES:
+        kernel.max_dynamic_shared_size_bytes = plan.shared_bytes
+    kernel((plan.blocks,), (plan.threads,), arguments, shared_mem=plan.shared_bytes)
 
 
 def lstm_forward_sequence(plan, projection, recurrent_kernel, bias, h0, c0,
@@ -71,7 +83,7 @@ def lstm_forward_sequence(plan, projection, recurrent_kernel, bias, h0, c0,
     if steps == 0:
         return
     arguments = (projection, recurrent_kernel, bias, h0, c0, h_seq, c_seq, gates,
-                 index(batch), index(steps), index(units), index(plan[2]),
+                 index(batch), index(steps), index(units), index(plan.units_per_block), index(plan.groups),
                  activation, recurrent_activation)
     launch(get_kernel(CUDA_FILE, "lstm_forward_sequence", h_seq.dtype), plan, arguments)
 
@@ -85,6 +97,6 @@ def lstm_backward_sequence(plan, recurrent_kernel, c0, c_seq, gates, grad_h_seq,
     if steps == 0:
         return
     arguments = (recurrent_kernel, c0, c_seq, gates, grad_h_seq, grad_h, grad_c, grad_z_seq,
-                 index(batch), index(steps), index(units), index(plan[2]),
+                 index(batch), index(steps), index(units), index(plan.units_per_block), index(plan.groups),
                  activation, recurrent_activation)
     launch(get_kernel(CUDA_FILE, "lstm_backward_sequence", c_seq.dtype), plan, arguments)

@@ -200,7 +200,8 @@ def cuda_kernels():
 @pytest.mark.parametrize(
     "shape, dtype",
     [((2, 3, 4, 5), np.float32), ((1, 1, 3, 2), np.float64),
-     ((3, 4, 5, 301), np.float64), ((2, 3, 2, 600), np.float64)],
+     ((3, 4, 5, 301), np.float64), ((2, 3, 2, 600), np.float64),
+     ((800, 2, 3, 301), np.float64)],
 )
 def test_cuda_lstm_both_paths_match_reference(
     cuda_kernels, reference, monkeypatch, whole_sequence, shape, dtype
@@ -208,7 +209,8 @@ def test_cuda_lstm_both_paths_match_reference(
     """The CUDA LSTM runs all steps in one cooperative launch when a block's slice
     of recurrent_kernel fits in shared memory, and step by step otherwise.  Both
     paths, with one unit per block and with several (301 units: a last block that
-    owns fewer; 600 in float64: more shared memory than the default 48 KB).  The
+    owns fewer; 600 in float64: more shared memory than the default 48 KB; 800
+    samples of 301 units: more samples than a block's threads take at once).  The
     large shapes are float64: a float32 sum over 301 units is rounded beyond the
     1e-5 of the float32 comparison, on either path."""
     from deepbreadth.kernels.cuda import rnn_sequence
