@@ -73,33 +73,57 @@ def time_paths(name, p):
     rnn_sequence.ENABLED = True
 
 
+_compiled = {}
+
+
 def compiled_variant(source):
-    return cupy.RawModule(code=source, options=loader.COMPILE_OPTIONS,
-                          name_expressions=loader.name_expressions(source),
-                          enable_cooperative_groups=True)
+    if source not in _compiled:
+        _compiled[source] = cupy.RawModule(
+            code=source, options=loader.COMPILE_OPTIONS,
+            name_expressions=loader.name_expressions(source), enable_cooperative_groups=True)
+    return _compiled[source]
+
+
+def with_defines(source, samples_per_thread, staged_depth):
+    source = source.replace(f"#define SAMPLES_PER_THREAD {rnn_sequence.SAMPLES_PER_THREAD}",
+                            f"#define SAMPLES_PER_THREAD {samples_per_thread}")
+    return source.replace(f"#define STAGED_DEPTH {rnn_sequence.STAGED_DEPTH}",
+                          f"#define STAGED_DEPTH {staged_depth}")
+
+
+PLAIN_LOADS = ("__pipeline_memcpy_async(destination, rows + n * row_stride + k, sizeof(T));",
+               "*destination = rows[n * row_stride + k];")
+
+
+def variants(source):
+    """(label, source, samples per thread, staged depth): the kernels as written, with
+    parts cut out, and with other tile sizes."""
+    spt, depth = rnn_sequence.SAMPLES_PER_THREAD, rnn_sequence.STAGED_DEPTH
+    found = [("as written", source, spt, depth)]
+    for cut, (text, replacement) in {**CUTS, "plain loads instead of cp.async": PLAIN_LOADS}.items():
+        if text in source:
+            found.append((cut, source.replace(text, replacement), spt, depth))
+        else:
+            print(f"  cut '{cut}': text not found in rnn_sequence.cu")
+    for other_spt, other_depth in ((1, 64), (2, 64), (4, 32), (4, 128), (2, 128)):
+        if (other_spt, other_depth) != (spt, depth):
+            found.append((f"{other_spt} samples per thread, staged depth {other_depth}",
+                          with_defines(source, other_spt, other_depth), other_spt, other_depth))
+    return found
 
 
 def time_kernel_parts(name, p):
     batch, steps, _ = p["grad_h_seq"].shape
     units = p["h0"].shape[1]
-    plan = rnn_sequence.launch_plan(batch, units, np.float32)
-    if plan is None:
-        print(f"{name}: no whole-sequence plan")
-        return
     h_seq, c_seq, gates = rnn.lstm_forward(p["x"], p["h0"], p["c0"], p["kernel"],
                                            p["recurrent_kernel"], p["bias"], "tanh", "sigmoid")
     projection = rnn.input_projection(p["x"], p["kernel"])
     source = loader.source_with_local_includes("rnn_sequence.cu")
-    variants = {"as written": source}
-    for cut, (text, replacement) in CUTS.items():
-        if text not in source:
-            print(f"  cut '{cut}': text not found in rnn_sequence.cu")
+    for label, text, spt, depth in variants(source):
+        plan = rnn_sequence.launch_plan(batch, units, np.float32, spt, depth)
+        if plan is None:
+            print(f"  {label}: no whole-sequence plan")
             continue
-        variants[cut] = source.replace(text, replacement)
-    print(f"{name}: {plan.blocks} blocks x {plan.threads} threads, {plan.units_per_block} "
-          f"units and {plan.groups} sample groups per block, {plan.shared_bytes} bytes of "
-          "shared memory", flush=True)
-    for label, text in variants.items():
         module = compiled_variant(text)
         forward_kernel = module.get_function("lstm_forward_sequence<float>")
         backward_kernel = module.get_function("lstm_backward_sequence<float>")
@@ -120,10 +144,10 @@ def time_kernel_parts(name, p):
             rnn_sequence.launch(backward_kernel, plan, (
                 p["recurrent_kernel"], p["c0"], c_seq, gates, p["grad_h_seq"], grad_h, grad_c,
                 grad_z) + sizes)
-        _, gpu_f = milliseconds(forward)
-        _, gpu_b = milliseconds(backward)
-        print(f"  {label:58s} forward GPU {gpu_f:7.3f} ms, backward GPU {gpu_b:7.3f} ms",
-              flush=True)
+        _, gpu_f = milliseconds(forward, repeats=10)
+        _, gpu_b = milliseconds(backward, repeats=10)
+        print(f"  {label:58s} forward GPU {gpu_f:7.3f} ms, backward GPU {gpu_b:7.3f} ms "
+              f"({plan.threads} threads, {plan.groups} groups)", flush=True)
 
 
 def main():

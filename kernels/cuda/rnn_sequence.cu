@@ -25,6 +25,7 @@
 //     gate sequences   (batch, steps, 4 * units)   gate k of (n, t, u) at k * units + u
 //     gate order       i, f, g (candidate), o, as Keras stores them
 #include <cooperative_groups.h>
+#include <cuda_pipeline.h>
 
 #include "common.cuh"
 
@@ -49,7 +50,7 @@ __device__ inline Index position_in_sequence(Index n, Index t, Index u, Index st
 // what it wrote itself.  Threads beyond groups * owned only help staging.
 #define SAMPLES_PER_THREAD 4
 // Columns of the left matrix copied into shared memory per pass.
-#define STAGED_DEPTH 32
+#define STAGED_DEPTH 64
 
 struct ThreadWork {
     Index first_unit;
@@ -82,6 +83,11 @@ __device__ inline Index sample_of(const ThreadWork& work, Index round, int r)
 // memory (row n at rows + n * row_stride) into
 // tile[local_row * (STAGED_DEPTH + 1) + column]; missing rows and columns read
 // as zero.  The + 1 shifts each row by one bank.  Every thread takes part.
+//
+// The copies are asynchronous (cp.async): a thread issues all of its copies and
+// then waits once.  A plain load-then-store loop waits for each load in turn,
+// and the rows were just written by other multiprocessors, so each load comes
+// from L2 at its full latency: that made staging the slowest part of a step.
 template <typename T>
 __device__ void stage_tile(const T* rows, Index row_stride, Index batch, Index depth,
                            Index first_row, Index tile_rows, Index first_column, T* tile)
@@ -91,9 +97,15 @@ __device__ void stage_tile(const T* rows, Index row_stride, Index batch, Index d
         const Index column = e % STAGED_DEPTH;
         const Index n = first_row + local_row;
         const Index k = first_column + column;
-        tile[local_row * (STAGED_DEPTH + 1) + column] =
-            (n < batch && k < depth) ? rows[n * row_stride + k] : T(0);
+        T* destination = tile + local_row * (STAGED_DEPTH + 1) + column;
+        if (n < batch && k < depth) {
+            __pipeline_memcpy_async(destination, rows + n * row_stride + k, sizeof(T));
+        } else {
+            *destination = T(0);
+        }
     }
+    __pipeline_commit();
+    __pipeline_wait_prior(0);
 }
 
 // The product of this round's rows of a (batch, depth) matrix in global memory

@@ -22,7 +22,7 @@ MAX_THREADS = 512
 # Must match rnn_sequence.cu: samples each thread multiplies at once, and columns
 # of the left matrix staged in shared memory per pass.
 SAMPLES_PER_THREAD = 4
-STAGED_DEPTH = 32
+STAGED_DEPTH = 64
 # Shared memory a kernel gets without asking for more (CUDA's default limit).
 DEFAULT_SHARED_BYTES = 48 * 1024
 
@@ -45,24 +45,27 @@ def ceil_div(a, b):
     return -(-a // b)
 
 
-def launch_plan(batch, units, dtype):
+def launch_plan(batch, units, dtype, samples_per_thread=SAMPLES_PER_THREAD,
+                staged_depth=STAGED_DEPTH):
     """The LaunchPlan (blocks, threads, units_per_block, groups, shared_bytes) of an LSTM of this
     shape, or None when the whole-sequence kernels cannot run it (switched off,
     empty, or more shared memory than a block may have).
 
     A block owns units_per_block units; its threads form `groups` sample groups
-    per owned unit (rnn_sequence.cu, "Who does what inside a block")."""
+    per owned unit (rnn_sequence.cu, "Who does what inside a block").  The last two
+    arguments must match the kernels' #defines; they are arguments for the probe of
+    benchmarks/gpu_lstm_probe.py, which compiles variants."""
     if not ENABLED or batch == 0 or units == 0:
         return None
     multiprocessors, shared_limit = device_limits(cupy.cuda.Device().id)
     units_per_block = ceil_div(units, multiprocessors)
     blocks = ceil_div(units, units_per_block)
-    groups_wanted = ceil_div(batch, SAMPLES_PER_THREAD)
+    groups_wanted = ceil_div(batch, samples_per_thread)
     threads = min(MAX_THREADS, max(MIN_THREADS, 32 * ceil_div(groups_wanted * units_per_block, 32)))
     groups = max(1, min(groups_wanted, threads // units_per_block))
     # The block's recurrent weights (units x 4 per owned unit, either way round)
     # and the tile of staged rows.
-    elements = units_per_block * 4 * units + SAMPLES_PER_THREAD * groups * (STAGED_DEPTH + 1)
+    elements = units_per_block * 4 * units + samples_per_thread * groups * (staged_depth + 1)
     shared_bytes = elements * np.dtype(dtype).itemsize
     if shared_bytes > shared_limit:
         return None
