@@ -65,7 +65,7 @@ class Mean(Function):
         if ctx.count == 0:
             return _divide_by_count(a.sum(axis=ctx.axes, keepdims=keepdims), ctx.count)
         # The array's own mean divides inside its reduction: on the GPU one
-        # call, where sum then divide was two.
+        # call, where a sum then a division would be two.
         return a.mean(axis=ctx.axes, keepdims=keepdims)
 
     @staticmethod

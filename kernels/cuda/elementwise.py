@@ -101,7 +101,7 @@ def bias_activation_backward(grad_y, y, activation):
     grad_x = cupy.empty(grad_y.shape, dtype=dtype)
     # The bias was broadcast over every axis but the last: its gradient is the
     # sum over those axes, a column sum, which the kernel adds into this buffer
-    # while it writes grad_x (one launch, where CuPy's reduction was a second).
+    # while it writes grad_x: one launch, not a second pass by CuPy's reduction.
     grad_bias = cupy.zeros(channels, dtype=dtype)
     kernel = get_kernel(CUDA_FILE, "activation_backward_with_column_sums", dtype)
     launch_over_column_tiles(
