@@ -63,13 +63,19 @@ def launch_plan(batch, units, dtype, samples_per_thread=SAMPLES_PER_THREAD,
     groups_wanted = ceil_div(batch, samples_per_thread)
     threads = min(MAX_THREADS, max(MIN_THREADS, 32 * ceil_div(groups_wanted * units_per_block, 32)))
     groups = max(1, min(groups_wanted, threads // units_per_block))
-    # The block's recurrent weights (units x 4 per owned unit, either way round)
-    # and the tile of staged rows.
-    elements = units_per_block * 4 * units + samples_per_thread * groups * (staged_depth + 1)
-    shared_bytes = elements * np.dtype(dtype).itemsize
-    if shared_bytes > shared_limit:
+
+    def shared_bytes_for(groups):
+        # The block's recurrent weights (units x 4 per owned unit, either way
+        # round) and the tile of staged rows.
+        tile = samples_per_thread * groups * (staged_depth + 1)
+        return (units_per_block * 4 * units + tile) * np.dtype(dtype).itemsize
+
+    # Fewer groups make a smaller tile (and more rounds per step).
+    while groups > 1 and shared_bytes_for(groups) > shared_limit:
+        groups //= 2
+    if shared_bytes_for(groups) > shared_limit:
         return None
-    return LaunchPlan(blocks, threads, units_per_block, groups, shared_bytes)
+    return LaunchPlan(blocks, threads, units_per_block, groups, shared_bytes_for(groups))
 
 
 def launch(kernel, plan, arguments):
