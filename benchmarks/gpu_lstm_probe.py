@@ -1,11 +1,12 @@
 """GPU time of the CUDA LSTM kernels at the shapes of W3 and W4, for benchmarks/NOTES.md.
 
-For each shape: lstm_forward and lstm_backward of the CUDA set, on the
-whole-sequence path (rnn_sequence.cu, one cooperative launch each) and step by
-step (rnn.cu + cuBLAS), CPU and GPU milliseconds per call (cupyx.profiler).
-Then the two whole-sequence kernels alone and with parts cut out of their
-source (the recurrent product, a phase, the grid barrier): those variants
-compute wrong numbers and are timed only to see which part costs what.
+For each shape: lstm_forward of the CUDA set on the whole-sequence path
+(rnn_sequence.cu, one cooperative launch) and step by step (rnn.cu + cuBLAS),
+and lstm_backward (step by step), CPU and GPU milliseconds per call
+(cupyx.profiler).  Then the whole-sequence kernel alone, with parts cut out of
+its source (the recurrent product, the grid barrier; those variants compute
+wrong numbers and are timed only to see which part costs what) and with other
+tile sizes.
 
     python -m benchmarks.gpu_lstm_probe
 """
@@ -25,11 +26,7 @@ SHAPES = {  # (batch, steps, features, units)
 CUTS = {
     "forward without the recurrent product":
         ("multiply_rows<T, 4>(previous", "if (false) multiply_rows<T, 4>(previous"),
-    "backward without phase 2 (grad_z @ recurrent_kernel^T)":
-        ("multiply_rows<T, 1>(grad_z_seq", "if (false) multiply_rows<T, 1>(grad_z_seq"),
-    "backward without phase 1 (gate gradients)":
-        ("work.has_unit && round < rounds", "false && round < rounds"),
-    "both kernels without the grid barrier": ("grid.sync();", "(void)grid;"),
+    "forward without the grid barrier": ("grid.sync();", "(void)grid;"),
 }
 
 
@@ -105,7 +102,7 @@ def variants(source):
             found.append((cut, source.replace(text, replacement), spt, depth))
         else:
             print(f"  cut '{cut}': text not found in rnn_sequence.cu")
-    for other_spt, other_depth in ((1, 64), (2, 64), (4, 32), (4, 128), (2, 128)):
+    for other_spt, other_depth in ((1, 32), (1, 128), (2, 64), (4, 64)):
         if (other_spt, other_depth) != (spt, depth):
             found.append((f"{other_spt} samples per thread, staged depth {other_depth}",
                           with_defines(source, other_spt, other_depth), other_spt, other_depth))
@@ -126,7 +123,6 @@ def time_kernel_parts(name, p):
             continue
         module = compiled_variant(text)
         forward_kernel = module.get_function("lstm_forward_sequence<float>")
-        backward_kernel = module.get_function("lstm_backward_sequence<float>")
         scratch = [cupy.empty_like(a) for a in (h_seq, c_seq, gates)]
         sizes = (np.int64(batch), np.int64(steps), np.int64(units),
                  np.int64(plan.units_per_block), np.int64(plan.groups), np.int32(2), np.int32(3))
@@ -135,18 +131,8 @@ def time_kernel_parts(name, p):
             rnn_sequence.launch(forward_kernel, plan, (
                 projection, p["recurrent_kernel"], p["bias"], p["h0"], p["c0"], *scratch)
                 + sizes)
-
-        grad_h = cupy.zeros_like(p["h0"])
-        grad_c = p["grad_c_last"].copy()
-        grad_z = cupy.empty_like(gates)
-
-        def backward():
-            rnn_sequence.launch(backward_kernel, plan, (
-                p["recurrent_kernel"], p["c0"], c_seq, gates, p["grad_h_seq"], grad_h, grad_c,
-                grad_z) + sizes)
         _, gpu_f = milliseconds(forward, repeats=10)
-        _, gpu_b = milliseconds(backward, repeats=10)
-        print(f"  {label:58s} forward GPU {gpu_f:7.3f} ms, backward GPU {gpu_b:7.3f} ms "
+        print(f"  {label:45s} forward GPU {gpu_f:7.3f} ms "
               f"({plan.threads} threads, {plan.groups} groups)", flush=True)
 
 

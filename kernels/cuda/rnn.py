@@ -1,8 +1,8 @@
 """SimpleRNN, LSTM and GRU on the GPU.
 
-An LSTM whose shape fits runs all its steps in one launch forward and one
-backward (rnn_sequence.py).  Otherwise, and for SimpleRNN and GRU, each
-recurrence is split the way the GPU likes it:
+An LSTM forward whose shape fits runs all its steps in one launch
+(rnn_sequence.py).  Otherwise, and for every backward pass and SimpleRNN and
+GRU, each recurrence is split the way the GPU likes it:
 - the input projection of all T steps, x @ kernel, is ONE big GEMM up front;
 - every step is one small GEMM, h_{t-1} @ recurrent_kernel, then ONE fused
   kernel (rnn.cu) doing all of the step's gate arithmetic;
@@ -245,36 +245,11 @@ def lstm_backward(
     check_shape("LSTM grad_c_last", grad_c_last, (batch, units))
 
     grad_z_seq = cupy.empty((batch, steps, 4 * units), dtype=dtype)
-    # The cell state reaches the next step directly (c_{t+1} = f * c_t + ...),
-    # so its gradient is carried on its own; the kernels update it in place.
-    grad_c = fresh_copy(grad_c_last, dtype)
-    plan = rnn_sequence.launch_plan(batch, units, dtype)
-    if plan is not None:  # all steps in one launch
-        grad_h0 = cupy.zeros((batch, units), dtype=dtype)
-        rnn_sequence.lstm_backward_sequence(
-            plan, recurrent_kernel, c0, c_seq, gates, grad_h_seq,
-            grad_h0, grad_c, grad_z_seq, code, recurrent_code)
-    else:
-        grad_h0 = lstm_backward_steps(recurrent_kernel, c0, c_seq, gates, grad_h_seq, grad_c,
-                                      grad_z_seq, code, recurrent_code)
-
-    grad_x, grad_kernel, grad_recurrent_kernel = weight_gradients(
-        x, h0, h_seq, kernel, grad_z_seq, grad_z_seq, need_grad_x
-    )
-    return (
-        grad_x, grad_h0, grad_c,
-        grad_kernel, grad_recurrent_kernel, column_sums(grad_z_seq),
-    )
-
-
-def lstm_backward_steps(recurrent_kernel, c0, c_seq, gates, grad_h_seq, grad_c, grad_z_seq,
-                        code, recurrent_code):
-    """Backward through time one step per launch (one gate kernel and one GEMM per
-    step); fills grad_z_seq, updates grad_c in place, returns the gradient of h0."""
-    batch, steps, units = c_seq.shape
-    dtype = c_seq.dtype
     grad_z_step = cupy.empty((batch, 4 * units), dtype=dtype)
     grad_h_from_later = cupy.zeros((batch, units), dtype=dtype)
+    # The cell state reaches the next step directly (c_{t+1} = f * c_t + ...),
+    # so its gradient is carried on its own; the kernel updates it in place.
+    grad_c = fresh_copy(grad_c_last, dtype)
     step = get_kernel(CUDA_FILE, "lstm_backward_step", dtype)
     for t in reversed(range(steps)):
         launch_over_elements(
@@ -283,7 +258,14 @@ def lstm_backward_steps(recurrent_kernel, c0, c_seq, gates, grad_h_seq, grad_c, 
             + step_arguments(batch, steps, units, t) + (code, recurrent_code),
         )
         grad_h_from_later = grad_z_step @ recurrent_kernel.T
-    return grad_h_from_later
+
+    grad_x, grad_kernel, grad_recurrent_kernel = weight_gradients(
+        x, h0, h_seq, kernel, grad_z_seq, grad_z_seq, need_grad_x
+    )
+    return (
+        grad_x, grad_h_from_later, grad_c,
+        grad_kernel, grad_recurrent_kernel, column_sums(grad_z_seq),
+    )
 
 
 # ----------------------------------------------------------------------------

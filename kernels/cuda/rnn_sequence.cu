@@ -1,4 +1,4 @@
-// A whole LSTM sequence in one launch: the recurrence runs inside the kernel.
+// A whole LSTM forward sequence in one launch: the recurrence runs inside the kernel.
 //
 // Why: step by step (rnn.cu), each of the T steps is a small GEMM plus a gate
 // kernel, two launches that cost the CPU 10-25 us each, while the GPU finishes
@@ -10,17 +10,21 @@
 //   - it keeps its slice of recurrent_kernel in shared memory for the whole
 //     sequence and computes its part of h_{t-1} @ recurrent_kernel itself:
 //     the rows of h_{t-1} pass through shared memory in tiles that the whole
-//     block reads from global memory together, and each thread multiplies
-//     four samples at once, so each weight it reads serves four products;
+//     block copies from global memory together (asynchronous copies);
 //   - step t needs h_{t-1} of EVERY unit, so the blocks meet at a grid-wide
 //     barrier (grid.sync()) after each step.  A barrier across blocks is only
 //     safe when all blocks run at once: the loader launches the kernels of
 //     this file cooperatively, which guarantees that or refuses the launch,
-//     and rnn.py launches at most one block per multiprocessor.
+//     and rnn_sequence.py launches at most one block per multiprocessor.
 //
-// The input projection x @ kernel (one GEMM over all steps) and the weight
-// gradients (one GEMM each over all steps) stay cuBLAS calls in rnn.py.
-// Layouts and equations are those of rnn.cu (and of the reference set):
+// The backward pass stays step by step (rnn.cu + cuBLAS): a one-launch
+// backward was measured slower on an H200 (benchmarks/NOTES.md, "GPU"),
+// because every block must read the gate gradients of ALL units at every step
+// (4 * units per sample) to form its part of grad_z @ recurrent_kernel^T.
+//
+// The input projection x @ kernel (one GEMM over all steps) stays a cuBLAS
+// call in rnn.py.  Layouts and equations are those of rnn.cu (and of the
+// reference set):
 //     sequences        (batch, steps, units)       element (n, t, u)
 //     gate sequences   (batch, steps, 4 * units)   gate k of (n, t, u) at k * units + u
 //     gate order       i, f, g (candidate), o, as Keras stores them
@@ -46,9 +50,10 @@ __device__ inline Index position_in_sequence(Index n, Index t, Index u, Index st
 //     (round * SAMPLES_PER_THREAD + r) * groups + g,   r < SAMPLES_PER_THREAD.
 // Consecutive threads take consecutive samples, whose rows in a staged tile lie
 // in different shared-memory banks, and a thread keeps the same samples and
-// unit at every step: what it reads of c_{t-1} (or of a running gradient) is
-// what it wrote itself.  Threads beyond groups * owned only help staging.
-#define SAMPLES_PER_THREAD 4
+// unit at every step: what it reads of c_{t-1} is what it wrote itself.
+// One sample per thread measured fastest on an H200 (more threads hide more of
+// the latency of the staged copies than a larger register tile saves).  Threads beyond groups * owned only help staging.
+#define SAMPLES_PER_THREAD 1
 // Columns of the left matrix copied into shared memory per pass.
 #define STAGED_DEPTH 64
 
@@ -222,98 +227,5 @@ __global__ void lstm_forward_sequence(const T* input_projection, const T* recurr
         }
         // Step t + 1 reads h_t of every unit: wait for every block.
         grid.sync();
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Backward through time: for t = steps-1 .. 0
-//   phase 1 (own units): grad_h = grad_h_seq[:, t] + grad_h_from_later;
-//           the gradients of the four pre-activations z -> grad_z_seq[:, t];
-//           grad_c <- (gradient of c_t) * f, the gradient of c_{t-1}
-//   grid barrier: phase 2 reads grad_z of every unit
-//   phase 2 (own units): grad_h_from_later = grad_z_seq[:, t] @ recurrent_kernel^T
-// grad_h and grad_c (batch, units) carry the running gradients: on entry
-// grad_h = 0 and grad_c = grad_c_last; on exit they hold the gradients of h0
-// and c0.  Phase 1 of step t - 1 writes grad_z_seq[:, t - 1] while other blocks
-// may still read grad_z_seq[:, t], so one grid barrier per step suffices.
-// Shared memory: the block's rows of recurrent_kernel, transposed,
-// weights[k * units_per_block + j]; then the staging tile.
-// ---------------------------------------------------------------------------
-template <typename T>
-__global__ void lstm_backward_sequence(const T* recurrent_kernel, const T* c0, const T* c_seq,
-                                       const T* gates, const T* grad_h_seq,
-                                       T* grad_h, T* grad_c, T* grad_z_seq,
-                                       Index batch, Index steps, Index units,
-                                       Index units_per_block, Index groups,
-                                       int activation, int recurrent_activation)
-{
-    cg::grid_group grid = cg::this_grid();
-    extern __shared__ unsigned char shared_bytes[];
-    T* weights = reinterpret_cast<T*>(shared_bytes);
-    const Index width = 4 * units;
-    T* tile = weights + width * units_per_block;
-
-    const ThreadWork work = thread_work(units, units_per_block, groups);
-    const Index owned = units - work.first_unit < units_per_block ? units - work.first_unit
-                                                                   : units_per_block;
-    for (Index e = threadIdx.x; e < width * units_per_block; e += blockDim.x) {
-        const Index k = e / units_per_block;
-        const Index j = e % units_per_block;
-        weights[e] = j < owned ? recurrent_kernel[(work.first_unit + j) * width + k] : T(0);
-    }
-
-    const Index u = work.first_unit + work.unit_slot;
-    const Index round_samples = SAMPLES_PER_THREAD * groups;
-    const Index rounds = (batch + round_samples - 1) / round_samples;
-    for (Index t = steps - 1; t >= 0; --t) {
-        for (Index round = 0; work.has_unit && round < rounds; ++round) {
-            for (int r = 0; r < SAMPLES_PER_THREAD; ++r) {
-                const Index n = sample_of(work, round, r);
-                if (n >= batch) {
-                    continue;
-                }
-                const Index i = n * units + u;
-                const Index at = position_in_sequence(n, t, u, steps, units);
-                const Index gate_at = position_in_sequence(n, t, u, steps, width);
-                const T input_gate = gates[gate_at];
-                const T forget_gate = gates[gate_at + units];
-                const T candidate = gates[gate_at + 2 * units];
-                const T output_gate = gates[gate_at + 3 * units];
-                const T c_previous = t == 0 ? c0[i] : c_seq[at - units];  // (n, t - 1, u)
-                const T activated_c = activate(activation, c_seq[at]);
-
-                const T grad_h_total = grad_h_seq[at] + grad_h[i];
-                // h_t = o * act(c_t)
-                const T grad_output_gate = grad_h_total * activated_c;
-                const T grad_c_total = grad_c[i]
-                    + grad_h_total * output_gate * activation_slope(activation, activated_c);
-                // c_t = f * c_{t-1} + i * g
-                grad_z_seq[gate_at] =
-                    grad_c_total * candidate * activation_slope(recurrent_activation, input_gate);
-                grad_z_seq[gate_at + units] =
-                    grad_c_total * c_previous * activation_slope(recurrent_activation, forget_gate);
-                grad_z_seq[gate_at + 2 * units] =
-                    grad_c_total * input_gate * activation_slope(activation, candidate);
-                grad_z_seq[gate_at + 3 * units] =
-                    grad_output_gate * activation_slope(recurrent_activation, output_gate);
-                grad_c[i] = grad_c_total * forget_gate;
-            }
-        }
-        // Phase 2 reads the gate gradients of every unit.
-        grid.sync();
-        for (Index round = 0; round < rounds; ++round) {
-            T sums[SAMPLES_PER_THREAD][1] = {};
-            multiply_rows<T, 1>(grad_z_seq + t * width, steps * width, batch, width, round, work,
-                                weights, units_per_block, work.unit_slot, tile, sums);
-            if (!work.has_unit) {
-                continue;
-            }
-            for (int r = 0; r < SAMPLES_PER_THREAD; ++r) {
-                const Index n = sample_of(work, round, r);
-                if (n < batch) {
-                    grad_h[n * units + u] = sums[r][0];
-                }
-            }
-        }
     }
 }

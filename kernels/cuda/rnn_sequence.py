@@ -1,7 +1,7 @@
-"""Whole LSTM sequences in one launch each (kernels in rnn_sequence.cu).
+"""An LSTM's whole forward sequence in one launch (the kernel in rnn_sequence.cu).
 
-rnn.py runs an LSTM through these when the shape fits (launch_plan), and step
-by step otherwise.  Each block owns `units_per_block` units and keeps their
+rnn.py runs an LSTM forward through it when the shape fits (launch_plan), and
+step by step otherwise; the backward pass is always step by step.  Each block owns `units_per_block` units and keeps their
 slice of recurrent_kernel in shared memory (rnn_sequence.cu says how); the blocks meet at a grid-wide
 barrier after every step, so all of them must be resident at once: at most one
 block per multiprocessor, launched cooperatively (loader.COOPERATIVE_FILES).
@@ -21,7 +21,7 @@ MIN_THREADS = 128
 MAX_THREADS = 512
 # Must match rnn_sequence.cu: samples each thread multiplies at once, and columns
 # of the left matrix staged in shared memory per pass.
-SAMPLES_PER_THREAD = 4
+SAMPLES_PER_THREAD = 1
 STAGED_DEPTH = 64
 # Shared memory a kernel gets without asking for more (CUDA's default limit).
 DEFAULT_SHARED_BYTES = 48 * 1024
@@ -47,9 +47,9 @@ def ceil_div(a, b):
 
 def launch_plan(batch, units, dtype, samples_per_thread=SAMPLES_PER_THREAD,
                 staged_depth=STAGED_DEPTH):
-    """The LaunchPlan (blocks, threads, units_per_block, groups, shared_bytes) of an LSTM of this
-    shape, or None when the whole-sequence kernels cannot run it (switched off,
-    empty, or more shared memory than a block may have).
+    """The LaunchPlan (blocks, threads, units_per_block, groups, shared_bytes) of
+    an LSTM of this shape, or None when the whole-sequence kernel cannot run it
+    (switched off, empty, or more shared memory than a block may have).
 
     A block owns units_per_block units; its threads form `groups` sample groups
     per owned unit (rnn_sequence.cu, "Who does what inside a block").  The last two
@@ -65,8 +65,8 @@ def launch_plan(batch, units, dtype, samples_per_thread=SAMPLES_PER_THREAD,
     groups = max(1, min(groups_wanted, threads // units_per_block))
 
     def shared_bytes_for(groups):
-        # The block's recurrent weights (units x 4 per owned unit, either way
-        # round) and the tile of staged rows.
+        # The block's recurrent weights (units x 4 per owned unit) and the
+        # tile of staged rows.
         tile = samples_per_thread * groups * (staged_depth + 1)
         return (units_per_block * 4 * units + tile) * np.dtype(dtype).itemsize
 
@@ -92,20 +92,6 @@ def lstm_forward_sequence(plan, projection, recurrent_kernel, bias, h0, c0,
     if steps == 0:
         return
     arguments = (projection, recurrent_kernel, bias, h0, c0, h_seq, c_seq, gates,
-                 index(batch), index(steps), index(units), index(plan.units_per_block), index(plan.groups),
-                 activation, recurrent_activation)
+                 index(batch), index(steps), index(units), index(plan.units_per_block),
+                 index(plan.groups), activation, recurrent_activation)
     launch(get_kernel(CUDA_FILE, "lstm_forward_sequence", h_seq.dtype), plan, arguments)
-
-
-def lstm_backward_sequence(plan, recurrent_kernel, c0, c_seq, gates, grad_h_seq,
-                           grad_h, grad_c, grad_z_seq, activation, recurrent_activation):
-    """Backward through all steps in one launch.  grad_h (zeros) and grad_c
-    (grad_c_last) come in as the running gradients and leave as those of h0 and
-    c0; grad_z_seq receives the pre-activation gradients of every step."""
-    batch, steps, units = c_seq.shape
-    if steps == 0:
-        return
-    arguments = (recurrent_kernel, c0, c_seq, gates, grad_h_seq, grad_h, grad_c, grad_z_seq,
-                 index(batch), index(steps), index(units), index(plan.units_per_block), index(plan.groups),
-                 activation, recurrent_activation)
-    launch(get_kernel(CUDA_FILE, "lstm_backward_sequence", c_seq.dtype), plan, arguments)

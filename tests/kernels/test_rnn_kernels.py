@@ -206,9 +206,9 @@ def cuda_kernels():
 def test_cuda_lstm_both_paths_match_reference(
     cuda_kernels, reference, monkeypatch, whole_sequence, shape, dtype
 ):
-    """The CUDA LSTM runs all steps in one cooperative launch when a block's slice
-    of recurrent_kernel fits in shared memory, and step by step otherwise.  Both
-    paths, with one unit per block and with several (301 units: a last block that
+    """The CUDA LSTM forward runs all steps in one cooperative launch when a
+    block's slice of recurrent_kernel fits in shared memory, and step by step
+    otherwise (the backward always step by step).  Both paths, with one unit per block and with several (301 units: a last block that
     owns fewer; 600 in float64: more shared memory than the default 48 KB; 800
     samples of 301 units: more samples than a block's threads take at once).  The
     large shapes are float64: a float32 sum over 301 units is rounded beyond the
