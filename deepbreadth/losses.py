@@ -364,6 +364,10 @@ class Loss:
     def get_config(self):
         return {"name": self.name, "reduction": self.reduction}
 
+    def explain_non_finite(self, y_true, y_pred):
+        """Called by Model when this loss came out NaN or infinite: raise a clearer
+        error if the cause can be told from the targets.  Nothing to say by default."""
+
     @classmethod
     def from_config(cls, config):
         return cls(**config)
@@ -464,6 +468,12 @@ class SparseCategoricalCrossentropy(_CrossentropyLoss):
     def call(self, y_true, y_pred):
         return _sparse_categorical_crossentropy(y_true, y_pred, self.from_logits,
                                                 self._logits_detector)
+
+    def explain_non_finite(self, y_true, y_pred):
+        """Labels already on the GPU were not read back before the loss (its kernel
+        gives a bad label's sample a NaN loss); read them now, to name a bad one."""
+        labels = _sparse_labels_shaped_for(y_true, _as_prediction(y_pred))
+        check_sparse_labels(labels, y_pred.shape[-1])
 
 
 class CategoricalCrossentropy(_CrossentropyLoss):

@@ -47,6 +47,7 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from .autograd import Tensor, no_grad
+from .functional.loss import device_label_checks_deferred
 from .layers.base import Input, Layer, SymbolicTensor, _flatten, map_structure, structure_changed
 from .layers.recurrent import SequenceInputError
 
@@ -542,13 +543,15 @@ class Model(Layer):
 
     def _train_step_body(self, x_arrays, y_arrays, sample_weight, weights, device):
         outputs = self(self._model_input(x_arrays, device), training=True)
-        loss = self.loss(self._targets(y_arrays, device), outputs, sample_weight=sample_weight)
+        with device_label_checks_deferred():  # the loss is read below; no wait before that
+            loss = self.loss(self._targets(y_arrays, device), outputs, sample_weight=sample_weight)
         loss.backward()
         # Read the loss only now: on a GPU, reading it waits for the device, and
         # the backward pass has been queued behind the forward in the meantime.
         loss_value = float(loss.item())
         if not math.isfinite(loss_value):
             self.optimizer.zero_grad(weights)
+            self._explain_non_finite_loss(y_arrays, outputs, device)
             return loss_value
         self.optimizer.step(weights)
         self.optimizer.zero_grad(weights)
@@ -559,10 +562,21 @@ class Model(Layer):
         device = self._weights_device()
         with no_grad(), _kernel_threads(device):
             outputs = self(self._model_input(x_arrays, device), training=False)
-            loss = self.loss(self._targets(y_arrays, device), outputs, sample_weight=sample_weight)
+            with device_label_checks_deferred():
+                loss = self.loss(self._targets(y_arrays, device), outputs,
+                                 sample_weight=sample_weight)
         loss_value = float(loss.item())
+        if not math.isfinite(loss_value):
+            self._explain_non_finite_loss(y_arrays, outputs, device)
         self._update_metrics(loss_value, y_arrays, outputs)
         return loss_value
+
+    def _explain_non_finite_loss(self, y_arrays, outputs, device):
+        """A clearer error than 'the loss became nan' where the loss can tell the
+        cause from the targets (a label outside the classes, on the GPU)."""
+        explain = getattr(self.loss, "explain_non_finite", None)
+        if explain is not None:
+            explain(self._targets(y_arrays, device), outputs)
 
     def _update_metrics(self, loss_value, y_arrays, outputs):
         # The epoch's loss is the mean over samples, so a short last batch counts less.

@@ -256,3 +256,40 @@ def test_gpu_and_numba_agree_on_a_conv_lstm_model(gpu):
     names = ["logits", "grad of the input"] + [w.name for w in gpu_model.weights]
     for name, mine, theirs in zip(names, on_gpu, on_cpu):
         np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_a_bad_label_on_the_device_is_named_without_a_read_before_the_loss(gpu, monkeypatch):
+    """Labels already on the GPU are not read back before the loss (that read would
+    wait for the whole forward pass); the loss kernel gives a bad label's sample a
+    NaN loss, and train_on_batch then names the label and leaves the weights alone."""
+    import cupy
+
+    from deepbreadth.functional import loss as functional_loss
+
+    rng = np.random.default_rng(4)
+    x = cupy.asarray(rng.standard_normal((4, 6)).astype(np.float32))
+    model = Sequential([Input(shape=(6,)), Dense(3)])
+    model.compile(optimizer=optimizers.Adam(learning_rate=0.01),
+                  loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.build((None, 6))
+    before = [w.numpy().copy() for w in model.weights]
+
+    reads = []
+    original = functional_loss._some_label_outside
+
+    def counting(labels, classes):
+        reads.append(backend.is_gpu_array(labels))
+        return original(labels, classes)
+
+    monkeypatch.setattr(functional_loss, "_some_label_outside", counting)
+    model.train_on_batch(x, cupy.asarray(np.array([0, 2, 1, 1])))
+    assert reads == [], "device labels were read back before the loss"
+
+    with pytest.raises(ValueError, match=r"label 3 at position 2 is outside \[0, 3\)"):
+        model.train_on_batch(x, cupy.asarray(np.array([0, 2, 3, 1])))
+    trained_once = [w.numpy() for w in model.weights]
+    with pytest.raises(ValueError, match=r"outside \[0, 3\)"):
+        model.test_on_batch(x, cupy.asarray(np.array([-1, 0, 0, 0])))
+    for weight, old in zip(model.weights, trained_once):
+        np.testing.assert_array_equal(weight.numpy(), old)
+    assert not all(np.array_equal(w.numpy(), b) for w, b in zip(model.weights, before))

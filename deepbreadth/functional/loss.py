@@ -7,10 +7,15 @@ backward passes. Fused, the forward computes the loss as
 the backward is simply `probs - onehot(labels)`: that is why the kernels
 `softmax_cross_entropy_forward/backward` exist, and this op wraps them.
 
-The kernels trust their labels; the checks that give a clear error for a bad
-label live here, in `check_sparse_labels`, and are shared with the loss that
-reads probabilities instead of logits.
+The checks that give a clear error for a bad label live here, in
+`check_sparse_labels`, and are shared with the loss that reads probabilities
+instead of logits.  The kernels do not read outside a row: a label outside the
+classes gives its sample a NaN loss (what a training step sees when it leaves
+labels on the GPU unchecked; see `device_label_checks_deferred`).
 """
+import contextlib
+import threading
+
 import numpy as np
 
 from .. import backend
@@ -55,7 +60,8 @@ def softmax_cross_entropy(logits, labels):
             f"logits of shape {tuple(logits.shape)}; labels need the logits' shape "
             "without its last (class) axis"
         )
-    labels = check_sparse_labels(labels, logits.shape[-1], on_device_of=logits.data)
+    labels = check_sparse_labels(labels, logits.shape[-1], on_device_of=logits.data,
+                                 read_device_labels=not _device_label_checks.deferred)
     if logits.ndim == 2:  # already rows: no reshape ops to record and run backward
         return SoftmaxCrossEntropy.apply(logits, Tensor._wrap(labels))
     leading_shape = logits.shape[:-1]
@@ -66,7 +72,33 @@ def softmax_cross_entropy(logits, labels):
     return reshape(loss, leading_shape)
 
 
-def check_sparse_labels(labels, num_classes, on_device_of=None):
+class _DeviceLabelChecks(threading.local):
+    deferred = False
+
+
+_device_label_checks = _DeviceLabelChecks()
+
+
+@contextlib.contextmanager
+def device_label_checks_deferred():
+    """Within this block the fused sparse cross-entropy does not read labels that are
+    already on the GPU back to check them: reading one number waits for everything
+    queued before it, so the CPU would idle until the GPU had run the forward pass,
+    instead of queueing the backward meanwhile.  A bad label still shows: the
+    kernels give its sample a NaN loss.  Model's train and test steps use this
+    block; they read the loss anyway, and when it is not finite they ask the loss
+    to explain itself (SparseCategoricalCrossentropy.explain_non_finite reads the
+    labels then and names the bad one).
+    """
+    previous = _device_label_checks.deferred
+    _device_label_checks.deferred = True
+    try:
+        yield
+    finally:
+        _device_label_checks.deferred = previous
+
+
+def check_sparse_labels(labels, num_classes, on_device_of=None, read_device_labels=True):
     """Integer class labels as an int64 array, or a clear error.
 
     Accepts integer arrays and floats that are whole numbers (Keras does too:
@@ -77,7 +109,11 @@ def check_sparse_labels(labels, num_classes, on_device_of=None):
 
     The labels are checked where they are, before they move: NumPy labels on
     their way to the GPU cost no device work and no wait for the device, and
-    integer labels already on the GPU one reduction and one read.
+    integer labels already on the GPU one reduction and one read.  That read
+    waits for all the work queued before it (the whole forward pass, when the
+    loss asks); with read_device_labels=False it is skipped, and the loss
+    kernels give a sample with a bad label a NaN loss instead (see
+    device_label_checks_deferred).
     """
     if isinstance(labels, Tensor):
         labels = labels.data
@@ -91,7 +127,8 @@ def check_sparse_labels(labels, num_classes, on_device_of=None):
         )
     if labels.dtype != np.int64:
         labels = labels.astype(np.int64)
-    if _some_label_outside(labels, num_classes):
+    checked_here = read_device_labels or not backend.is_gpu_array(labels)
+    if checked_here and _some_label_outside(labels, num_classes):
         outside = (labels < 0) | (labels >= num_classes)
         position, value = _first_flagged(labels, outside)
         raise ValueError(

@@ -42,8 +42,12 @@ def _softmax_cross_entropy_forward_core(logits, labels, loss, probs):
             sum_exps += e
         for k in range(classes):
             probs[row, k] /= sum_exps
+        label = labels[row]
+        if label < 0 or label >= classes:
+            loss[row] = np.nan  # no class to pick: the reference's NaN
+            continue
         # -log(exp(s_label) / sum) = log(sum) - s_label: no log of a tiny probability.
-        loss[row] = math.log(sum_exps) - (logits[row, labels[row]] - row_max)
+        loss[row] = math.log(sum_exps) - (logits[row, label] - row_max)
 
 
 def softmax_cross_entropy_forward(logits, labels):
@@ -63,8 +67,11 @@ def _softmax_cross_entropy_backward_core(probs, labels, grad_loss, grad_logits):
     for row in range(rows):
         for k in range(classes):
             grad_logits[row, k] = grad_loss[row] * probs[row, k]
-        # The one-hot term touches a single entry per row.
-        grad_logits[row, labels[row]] -= grad_loss[row]
+        # The one-hot term touches a single entry per row (none for a label
+        # outside [0, classes)).
+        label = labels[row]
+        if 0 <= label < classes:
+            grad_logits[row, label] -= grad_loss[row]
 
 
 def softmax_cross_entropy_backward(probs, labels, grad_loss):

@@ -47,6 +47,12 @@ __device__ inline double device_sqrt(double x) { return sqrt(x); }
 __device__ inline float device_abs(float x) { return fabsf(x); }
 __device__ inline double device_abs(double x) { return fabs(x); }
 
+__device__ inline float not_a_number(float) { return __int_as_float(0x7fc00000); }
+__device__ inline double not_a_number(double)
+{
+    return __longlong_as_double((long long)0x7ff8000000000000ULL);
+}
+
 __device__ inline float negative_infinity(float) { return __int_as_float(0xff800000); }
 __device__ inline double negative_infinity(double)
 {

@@ -34,7 +34,12 @@ __global__ void softmax_cross_entropy_forward(const T* logits, const long long* 
             row_probs[k] = device_exp(row_logits[k] - row_max) / sum;
         }
         if (threadIdx.x == 0) {
-            loss[row] = device_log(sum) - (row_logits[labels[row]] - row_max);
+            // A label outside [0, classes) has no logit to pick: NaN marks the
+            // row (labels on the GPU are not read back to be checked first).
+            const long long label = labels[row];
+            loss[row] = label >= 0 && label < classes
+                            ? device_log(sum) - (row_logits[label] - row_max)
+                            : not_a_number(T(0));
         }
     }
 }

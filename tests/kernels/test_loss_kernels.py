@@ -151,3 +151,35 @@ def test_accepts_any_integer_label_dtype(candidate):
         )
     )
     assert_close(loss_int32, loss_int64, np.float64, "int32 labels")
+
+
+@pytest.mark.parametrize("which", ["candidate", "reference"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_label_outside_the_classes_gives_its_row_a_nan_loss(candidate, reference_set, which, dtype):
+    """Labels already on a GPU are not read back to be checked, so every kernel set
+    marks a label outside [0, K) itself: NaN loss for its row, no one-hot term in
+    its gradient, the other rows untouched (and no read outside the row)."""
+    kernel_set = candidate if which == "candidate" else reference_set
+    logits = np.array([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.5, 0.0, 0.0]],
+                      dtype=dtype)
+    labels = np.array([2, 3, 0, -1])
+    loss, probs = kernel_set.to_numpy(
+        kernel_set.softmax_cross_entropy_forward(kernel_set.asarray(logits),
+                                                 kernel_set.asarray(labels))
+    )
+    assert np.isnan(loss[1]) and np.isnan(loss[3])
+    good_loss, good_probs = reference_set.module.softmax_cross_entropy_forward(
+        logits, np.array([2, 0, 0, 0]))
+    assert_close(loss[[0, 2]], good_loss[[0, 2]], dtype, "rows with valid labels")
+    assert_close(probs, good_probs, dtype, "probs do not depend on the label")
+
+    grad_loss = np.ones(4, dtype=dtype)
+    grad = kernel_set.to_numpy(
+        kernel_set.softmax_cross_entropy_backward(
+            kernel_set.asarray(probs), kernel_set.asarray(labels), kernel_set.asarray(grad_loss))
+    )
+    assert_close(grad[[1, 3]], probs[[1, 3]], dtype, "no one-hot term for a bad label")
+    expected_valid = probs[[0, 2]].copy()
+    expected_valid[0, 2] -= 1
+    expected_valid[1, 0] -= 1
+    assert_close(grad[[0, 2]], expected_valid, dtype, "rows with valid labels")
