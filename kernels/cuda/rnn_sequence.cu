@@ -52,7 +52,8 @@ __device__ inline Index position_in_sequence(Index n, Index t, Index u, Index st
 // in different shared-memory banks, and a thread keeps the same samples and
 // unit at every step: what it reads of c_{t-1} is what it wrote itself.
 // One sample per thread measured fastest on an H200 (more threads hide more of
-// the latency of the staged copies than a larger register tile saves).  Threads beyond groups * owned only help staging.
+// the latency of the staged copies than a larger register tile saves).
+// Threads beyond groups * owned only help staging.
 #define SAMPLES_PER_THREAD 1
 // Columns of the left matrix copied into shared memory per pass.
 #define STAGED_DEPTH 64
