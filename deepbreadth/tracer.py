@@ -91,6 +91,13 @@ def _convolution_flops(node, input_shapes, output_shapes):
     return flops
 
 
+def _dense_flops(node, input_shapes, output_shapes):
+    """A Dense layer in one op (inputs x, kernel, bias): the product, then what
+    BiasActivation would add."""
+    return (_matmul_flops(node, input_shapes, output_shapes)
+            + _bias_activation_flops(node, input_shapes, output_shapes))
+
+
 def _recurrent_flops(node, input_shapes, output_shapes):
     """Per step and sample: x_t @ kernel and h @ recurrent_kernel (2 FLOPs per
     multiply-add), plus about 4 FLOPs per gate value for the gate activations
@@ -120,6 +127,7 @@ def _softmax_flops(node, input_shapes, output_shapes):
 # Products: their backward computes one product per input that wants a gradient.
 PRODUCT_OPS = {
     "MatMul": _matmul_flops,
+    "DenseBiasActivation": _dense_flops,
     "Convolution": _convolution_flops,
     "SimpleRNNSequence": _recurrent_flops,
     "LSTMSequence": _recurrent_flops,
@@ -152,15 +160,19 @@ def forward_flops(op, node, input_shapes, output_shapes):
 def backward_flops(op, node, input_shapes, output_shapes):
     """FLOPs of the backward of `op`.
 
-    A product computes one product per gradient it returns: a MatMul whose two
-    inputs both want a gradient costs twice its forward, a first layer (whose
-    input wants none) once. A recurrence always backpropagates through time
+    A product computes one product per gradient it returns: a MatMul (or a
+    Dense or convolution op) whose two inputs both want a gradient costs
+    twice its forward, a first layer (whose input wants none) once; a fused
+    bias and activation count once. A recurrence always backpropagates through time
     and into its weights: twice its forward. Every other op costs about as
     much backward as forward.
     """
     forward = forward_flops(op, node, input_shapes, output_shapes)
-    if op in ("MatMul", "Convolution"):
-        return forward * sum(node.needs_input_grad[:2])
+    if op in ("MatMul", "DenseBiasActivation", "Convolution"):
+        # A bias and activation fused in (a third input) are differentiated once.
+        epilogue = (_bias_activation_flops(node, input_shapes, output_shapes)
+                    if len(input_shapes) > 2 else 0)
+        return (forward - epilogue) * sum(node.needs_input_grad[:2]) + epilogue
     if op in PRODUCT_OPS:
         return 2 * forward
     return forward

@@ -31,7 +31,7 @@ def test_one_row_per_layer_and_one_for_the_loss(model_and_data):
         assert row.forward_seconds > 0 and row.backward_seconds > 0
         assert row.forward_flops > 0 and row.backward_flops > 0
         assert row.forward_gflops_per_second > 0
-    assert report.rows[0].ops == ["MatMul", "BiasActivation"]
+    assert report.rows[0].ops == ["DenseBiasActivation"]  # product, bias, relu: one op
 
 
 def test_dense_flops_match_the_analytic_count(model_and_data):
@@ -53,8 +53,8 @@ def test_kernel_names_and_table(model_and_data):
     model, x, y = model_and_data
     report = db.profile(model, x, y, loss=LOGITS_LOSS, repeats=1)
     kernel_set = db.backend.kernels_for(x).__name__.rsplit(".", 1)[-1]
-    assert report.rows[0].kernels == [f"{kernel_set}.bias_activation_forward",
-                                      f"{kernel_set}.bias_activation_backward"]
+    assert report.rows[0].kernels == [f"{kernel_set}.dense_bias_activation_forward",
+                                      f"{kernel_set}.dense_bias_activation_backward"]
     table = report.table()
     assert table.splitlines()[0].split()[:3] == ["layer", "type", "fwd"]
     assert "hidden" in table and f"{kernel_set}.softmax_cross_entropy_forward" in table

@@ -41,25 +41,26 @@ def summary(records):
 def test_forward_ops_of_a_two_layer_mlp_in_order_with_shapes(traced_step):
     recorded, _ = traced_step
     assert summary(recorded.phase("forward")) == [
-        ("MatMul", [(BATCH, FEATURES), (FEATURES, HIDDEN)], [(BATCH, HIDDEN)]),
-        ("BiasActivation", [(BATCH, HIDDEN), (HIDDEN,)], [(BATCH, HIDDEN)]),
-        ("MatMul", [(BATCH, HIDDEN), (HIDDEN, CLASSES)], [(BATCH, CLASSES)]),
-        ("BiasActivation", [(BATCH, CLASSES), (CLASSES,)], [(BATCH, CLASSES)]),
+        # A Dense layer is one op: its product, bias and activation.
+        ("DenseBiasActivation", [(BATCH, FEATURES), (FEATURES, HIDDEN), (HIDDEN,)],
+         [(BATCH, HIDDEN)]),
+        ("DenseBiasActivation", [(BATCH, HIDDEN), (HIDDEN, CLASSES), (CLASSES,)],
+         [(BATCH, CLASSES)]),
         ("Mul", [(BATCH, CLASSES), (BATCH, CLASSES)], [(BATCH, CLASSES)]),
         ("Sum", [(BATCH, CLASSES)], [()]),
     ]
     layers = [(r.layer, r.layer_type) for r in recorded.phase("forward")]
-    assert layers == [("hidden", "Dense")] * 2 + [("output", "Dense")] * 2 + [(None, None)] * 2
+    assert layers == [("hidden", "Dense"), ("output", "Dense")] + [(None, None)] * 2
 
 
 def test_backward_visits_the_same_ops_in_reverse_after_the_forward(traced_step):
     recorded, _ = traced_step
     phases = [r.phase for r in recorded.ops]
-    assert phases == ["forward"] * 6 + ["backward"] * 6
+    assert phases == ["forward"] * 4 + ["backward"] * 4
     assert summary(recorded.phase("backward")) == summary(recorded.phase("forward"))[::-1]
     # The backward knows the layers too (the trace wrote them on the graph).
-    assert [r.layer for r in recorded.phase("backward")][-2:] == ["hidden", "hidden"]
-    assert [r.index for r in recorded.ops] == list(range(12))
+    assert [r.layer for r in recorded.phase("backward")][-2:] == ["output", "hidden"]
+    assert [r.index for r in recorded.ops] == list(range(8))
 
 
 def test_backward_records_the_norm_of_the_gradient_arriving_at_each_op(traced_step):
@@ -67,24 +68,26 @@ def test_backward_records_the_norm_of_the_gradient_arriving_at_each_op(traced_st
     by_op = {r.op: r for r in recorded.phase("backward")}
     assert by_op["Sum"].grad_norm == pytest.approx(1.0)  # d loss / d loss
     assert by_op["Mul"].grad_norm == pytest.approx(math.sqrt(BATCH * CLASSES))  # ones
-    output_bias_activation = recorded.phase("backward")[2]
-    assert output_bias_activation.op == "BiasActivation"
+    output_layer = recorded.phase("backward")[2]
+    assert (output_layer.op, output_layer.layer) == ("DenseBiasActivation", "output")
     # d sum(out^2) / d out = 2 out
-    assert output_bias_activation.grad_norm == pytest.approx(2 * np.linalg.norm(out.numpy()),
-                                                             rel=1e-5)
+    assert output_layer.grad_norm == pytest.approx(2 * np.linalg.norm(out.numpy()), rel=1e-5)
     assert all(r.grad_norm is None for r in recorded.phase("forward"))
 
 
 def test_flops_bytes_and_times(traced_step):
     recorded, _ = traced_step
     forward, backward = recorded.phase("forward"), recorded.phase("backward")[::-1]
-    assert forward[0].flops == 2 * BATCH * FEATURES * HIDDEN
-    assert forward[1].flops == 2 * BATCH * HIDDEN       # bias add + relu
-    assert forward[3].flops == BATCH * CLASSES          # bias add, linear
-    # The first MatMul's input x wants no gradient: its backward is one product.
-    assert backward[0].flops == 2 * BATCH * FEATURES * HIDDEN
-    assert backward[2].flops == 2 * (2 * BATCH * HIDDEN * CLASSES)
-    assert forward[0].bytes == 4 * (BATCH * FEATURES + FEATURES * HIDDEN + BATCH * HIDDEN)
+    hidden_bias_relu = 2 * BATCH * HIDDEN                # bias add + relu
+    output_bias = BATCH * CLASSES                        # bias add, linear
+    assert forward[0].flops == 2 * BATCH * FEATURES * HIDDEN + hidden_bias_relu
+    assert forward[1].flops == 2 * BATCH * HIDDEN * CLASSES + output_bias
+    # The first layer's input x wants no gradient: its backward is one product.
+    assert backward[0].flops == forward[0].flops
+    # The output layer's two products (kernel and input); its bias add once.
+    assert backward[1].flops == 2 * (2 * BATCH * HIDDEN * CLASSES) + output_bias
+    assert forward[0].bytes == 4 * (BATCH * FEATURES + FEATURES * HIDDEN + HIDDEN
+                                    + BATCH * HIDDEN)
     assert forward[0].dtype == "float32"
     assert all(r.seconds > 0 for r in recorded.ops)
 
@@ -93,9 +96,9 @@ def test_kernel_names_are_recorded_per_op(traced_step):
     recorded, _ = traced_step
     kernel_set = backend.kernels_for(np.zeros(1)).__name__.rsplit(".", 1)[-1]
     forward, backward = recorded.phase("forward"), recorded.phase("backward")
-    assert forward[1].kernels == [f"{kernel_set}.bias_activation_forward"]
-    assert backward[-1].kernels == []  # MatMul: an array call, no named kernel
-    assert backward[-2].kernels == [f"{kernel_set}.bias_activation_backward"]
+    assert forward[0].kernels == [f"{kernel_set}.dense_bias_activation_forward"]
+    assert backward[-1].kernels == [f"{kernel_set}.dense_bias_activation_backward"]
+    assert forward[2].kernels == []  # Mul: an array call, no named kernel
 
 
 def test_table_and_json(traced_step):
@@ -103,12 +106,27 @@ def test_table_and_json(traced_step):
     table = recorded.table()
     lines = table.splitlines()
     assert lines[0].split()[:4] == ["#", "phase", "op", "layer"]
-    assert "MatMul" in table and "16x4 4x8" in table
-    assert lines[-2].startswith("forward: 6 ops") and lines[-1].startswith("backward: 6 ops")
+    assert "DenseBiasActivation" in table and "16x4 4x8 8" in table
+    assert lines[-2].startswith("forward: 4 ops") and lines[-1].startswith("backward: 4 ops")
     document = json.loads(recorded.to_json())
-    assert len(document["ops"]) == 12
-    assert document["ops"][0]["op"] == "MatMul"
-    assert document["ops"][0]["input_shapes"] == [[BATCH, FEATURES], [FEATURES, HIDDEN]]
+    assert len(document["ops"]) == 8
+    assert document["ops"][0]["op"] == "DenseBiasActivation"
+    assert document["ops"][0]["input_shapes"] == [[BATCH, FEATURES], [FEATURES, HIDDEN],
+                                                  [HIDDEN]]
+
+
+def test_a_matrix_product_counts_one_product_per_gradient_it_returns():
+    rng = np.random.default_rng(1)
+    x = db.Tensor(rng.normal(size=(BATCH, FEATURES)).astype("float32"))
+    w = db.Tensor(rng.normal(size=(FEATURES, HIDDEN)).astype("float32"), requires_grad=True)
+    with trace() as recorded:
+        (x @ w).sum().backward()
+    forward = recorded.phase("forward")[0]
+    backward = recorded.phase("backward")[-1]
+    assert (forward.op, backward.op) == ("MatMul", "MatMul")
+    assert forward.flops == 2 * BATCH * FEATURES * HIDDEN
+    assert backward.flops == forward.flops  # x wants no gradient: only x.T @ grad
+    assert backward.kernels == []  # an array call, no named kernel
 
 
 def test_the_trace_stops_watching_when_the_block_ends():

@@ -47,16 +47,16 @@ def test_expanded_graph_has_a_node_per_op_and_per_tensor_and_consistent_edges():
     assert dot.startswith("digraph computation {") and dot.rstrip().endswith("}")
     nodes = declared_nodes(dot)
     op_labels = sorted(label for name, label in nodes.items() if name.startswith("op"))
-    assert op_labels == sorted(["MatMul", "BiasActivation", "MatMul", "BiasActivation",
+    assert op_labels == sorted(["DenseBiasActivation", "DenseBiasActivation",
                                 "PowScalar", "Sum"])
-    # Tensors: x, 4 weights, 5 intermediate results, the loss.
-    assert len([name for name in nodes if name.startswith("t")]) == 11
+    # Tensors: x, 4 weights, 3 intermediate results, the loss.
+    assert len([name for name in nodes if name.startswith("t")]) == 9
     assert "(5, 4) float32" in dot and "(5, 8) float32" in dot
     for start, end in edges(dot):
         assert start in nodes and end in nodes
-    # One edge per tensor an op reads (2 per MatMul and BiasActivation, 1 for the
-    # power and the sum) and one per tensor an op makes.
-    assert len(edges(dot)) == 10 + 6
+    # One edge per tensor an op reads (3 per Dense op: input, kernel, bias; 1 for
+    # the power and the sum) and one per tensor an op makes.
+    assert len(edges(dot)) == 8 + 4
     assert "subgraph cluster_layer0" in dot and 'label="hidden (Dense)"' in dot
 
 
@@ -76,7 +76,7 @@ def test_layers_collapse_into_one_box_each():
     boxes = {name: label for name, label in nodes.items() if name.startswith("layer")}
     assert len(boxes) == 2
     hidden_box = next(label for label in boxes.values() if label.startswith("hidden (Dense)"))
-    assert "ops: MatMul, BiasActivation" in hidden_box and "hidden/bias" in hidden_box
+    assert "ops: DenseBiasActivation" in hidden_box and "hidden/bias" in hidden_box
     # Only the ops outside layers stay as op nodes; weights live inside the boxes.
     op_labels = sorted(label for name, label in nodes.items() if name.startswith("op"))
     assert op_labels == ["PowScalar", "Sum"]
@@ -131,7 +131,7 @@ def test_dot_renders_the_text_to_svg_and_png(tmp_path):
     loss, _, _ = mlp_loss()
     viz.draw_graph(loss, tmp_path / "graph.svg", expand_layers=True)
     svg = (tmp_path / "graph.svg").read_text()
-    assert "<svg" in svg and "hidden (Dense)" in svg and "BiasActivation" in svg
+    assert "<svg" in svg and "hidden (Dense)" in svg and "DenseBiasActivation" in svg
     viz.draw_graph(loss, tmp_path / "graph", format="png")
     assert (tmp_path / "graph.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -147,4 +147,4 @@ def test_the_inside_backprop_example_writes_its_pictures(tmp_path):
     graph = tmp_path / ("lstm_graph.png" if HAS_DOT else "lstm_graph.dot")
     assert graph.stat().st_size > 0
     assert (tmp_path / "gradient_flow.png").read_bytes()[:4] == b"\x89PNG"
-    assert "backward" in result.stdout and "MatMul" in result.stdout
+    assert "backward" in result.stdout and "DenseBiasActivation" in result.stdout

@@ -55,7 +55,7 @@ for _name, _function in _TENSOR_METHODS.items():
     setattr(Tensor, _name, _function)
 Tensor.T = property(transpose)
 Tensor.__hash__ = object.__hash__  # __eq__ is elementwise; hash stays by identity
-from .nn import bias_activation, dropout, embedding
+from .nn import bias_activation, dense, dropout, embedding
 from .conv import conv1d, conv2d
 from .pool import (avg_pool1d, avg_pool2d, global_avg_pool, global_max_pool, max_pool1d,
                    max_pool2d)

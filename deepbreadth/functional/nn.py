@@ -107,6 +107,54 @@ def bias_activation(x, bias, activation=None):
 
 
 # ----------------------------------------------------------------------------
+# Dense: the product, the bias and the activation as one op
+# ----------------------------------------------------------------------------
+class DenseBiasActivation(Function):
+    """y = act(x @ kernel + bias) for x (rows, features), in one op.
+
+    As three ops (MatMul, then BiasActivation) the arithmetic is the same, but
+    each op costs a few microseconds of Python to record and to run backward,
+    and in a small model those add up: W1's step has two Dense layers, and
+    their four ops instead of two were 4% of its time.  Like BiasActivation,
+    the backward reads the activation's derivative from the output y.
+    """
+    once_differentiable = True
+
+    @staticmethod
+    def forward(ctx, x, kernel, bias, activation):
+        ctx.activation = activation
+        y = backend.kernel("dense_bias_activation_forward", x)(x, kernel, bias, activation)
+        ctx.save_for_backward(x, kernel, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, kernel, y = ctx.saved_tensors
+        grad_x, grad_kernel, grad_bias = backend.kernel(
+            "dense_bias_activation_backward", grad.data)(
+            grad.data, y.data, x.data, kernel.data, ctx.activation,
+            ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        return _wrap_or_none(grad_x), _wrap_or_none(grad_kernel), Tensor._wrap(grad_bias)
+
+
+def _wrap_or_none(array):
+    return None if array is None else Tensor._wrap(array)
+
+
+def dense(x, kernel, bias=None, activation=None):
+    """activation(x @ kernel + bias) for x (rows, features), kernel (features, units).
+
+    With a bias and an activation the kernels know (linear, relu, tanh,
+    sigmoid) this is one op; otherwise a matrix product and bias_activation.
+    """
+    if bias is not None and x.ndim == 2 and kernel.ndim == 2:
+        name = fused_activation_name(activation)
+        if name is not None:
+            return DenseBiasActivation.apply(x, kernel, bias, activation=name)
+    return bias_activation(x @ kernel, bias, activation)
+
+
+# ----------------------------------------------------------------------------
 # Embedding
 # ----------------------------------------------------------------------------
 def check_ids(ids, vocab_size):

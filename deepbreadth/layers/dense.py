@@ -1,6 +1,6 @@
 """Dense: the fully connected layer, activation(inputs @ kernel + bias)."""
 from .. import functional as F
-from ..functional.nn import bias_activation
+from ..functional.nn import dense
 from .base import Layer
 from .core import resolve_initializer, serialize_activation, serialize_initializer
 
@@ -53,11 +53,11 @@ class Dense(Layer):
                 "change after its first call (make a new layer)"
             )
         if inputs.ndim == 2:
-            return bias_activation(inputs @ self.kernel, self.bias, self.activation)
+            return dense(inputs, self.kernel, self.bias, self.activation)
         # Higher-rank inputs go through as one (samples, features) matrix: one
         # matrix product, and a kernel gradient without a batch of outer products.
         rows = F.reshape(inputs, (-1, features))
-        outputs = bias_activation(rows @ self.kernel, self.bias, self.activation)
+        outputs = dense(rows, self.kernel, self.bias, self.activation)
         return F.reshape(outputs, inputs.shape[:-1] + (self.units,))
 
     def get_config(self):

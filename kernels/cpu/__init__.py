@@ -41,6 +41,10 @@ from .loss import (
     softmax_cross_entropy_forward,
     softmax_cross_entropy_backward,
 )
+from .dense import (
+    dense_bias_activation_forward,
+    dense_bias_activation_backward,
+)
 from .elementwise import (
     dropout_forward,
     dropout_backward,
@@ -91,6 +95,9 @@ __all__ = [
     # loss
     "softmax_cross_entropy_forward",
     "softmax_cross_entropy_backward",
+    # dense
+    "dense_bias_activation_forward",
+    "dense_bias_activation_backward",
     # elementwise
     "dropout_forward",
     "dropout_backward",

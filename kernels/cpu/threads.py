@@ -34,6 +34,7 @@ threads to BLAS.
 import contextlib
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -48,6 +49,8 @@ BLAS_THREADED_CHUNK_BYTES = 32 * 2**20
 
 _blas = {"looked_up": False, "controllers": ()}
 _helpers = {"count": 0, "pool": None}
+# When work was last shared out over more than one lane (time.monotonic()).
+_lanes_shared = {"last": float("-inf")}
 
 
 def lane_count():
@@ -159,6 +162,7 @@ def for_each_chunk(count, work, lanes):
         for index in range(count):
             work(index, 0)
         return
+    _lanes_shared["last"] = time.monotonic()
     chunks = _Chunks(count, work)
     pool = _helper_pool(lanes - 1)
     for lane in range(1, lanes):
@@ -210,3 +214,84 @@ def matmul_over_lanes(a, b):
 
     for_each_chunk(chunk_count, multiply_block, lanes)
     return out
+
+
+# A product called between the kernels (a Dense layer's) gets BLAS's own
+# threads from this many multiply-adds (about 80 us on one core).  Below it,
+# meeting the BLAS threads costs about what the second core saves.
+BLAS_THREADS_MULTIPLY_ADDS = 4_000_000
+# After a threaded product, OpenBLAS's workers keep spinning, each on a core,
+# for about 0.1 s (measured: a process asleep for 0.2 s right after one used
+# 0.10 s of CPU).  Products get BLAS's threads only when no kernel has shared
+# work out over the lanes for longer than this.
+LANES_QUIET_SECONDS = 0.5
+# How long products stay on one thread after BLAS_THREADS_SLOW_IN_A_ROW
+# threaded ones in a row came out slower than the same product on one thread
+# (in a row: one slow product can be a hiccup; on a busy machine they all are).
+BLAS_THREADS_PAUSE_SECONDS = 10.0
+BLAS_THREADS_SLOW_IN_A_ROW = 3
+
+_blas_threads = {"paused_until": float("-inf"), "slow_in_a_row": 0, "one_thread_seconds": {}}
+
+
+def matmul_on_every_lane(a, b):
+    """a @ b for 2-D arrays, on as many BLAS threads as there are lanes while that pays.
+
+    A Dense layer's products sit alone between short Numba loops, with nothing
+    for the lanes to share out.  W1's two (128 x 784 by 784 x 128) take 262 us
+    each on one core, and a helper lane cannot join in time: a sleeping Python
+    thread takes about 100 us to wake on a 2-vCPU virtual machine.  OpenBLAS's
+    own workers spin between products instead of sleeping, so within a
+    training step they start at once: 140-150 us for the same product on two
+    threads.  So BLAS gets the lanes' threads for this one call, and is held
+    to one thread again after it.  Three guards (benchmarks/NOTES.md, "W1 at
+    two threads, BLAS's own threads"):
+
+    - Spinning workers take the core from lanes.  After each threaded product
+      they spin for about 0.1 s; in W2 (convolutions sharing their batch over
+      the lanes) that took the step from 21 to 31 ms.  So products stay on one
+      thread while any kernel has shared work over the lanes lately.
+    - A busy machine.  OpenBLAS splits a product into fixed parts, one per
+      thread; when the other core is taken, the product waits for a worker
+      that is not running (W1's step went from 1.1 to 5-26 ms with two busy
+      processes beside it).  So each product shape is timed once on one
+      thread, and threaded products slower than that, a few in a row, pause
+      BLAS's threads for BLAS_THREADS_PAUSE_SECONDS.
+    - BLAS not held to one thread (outside `kernel_threads()`): left alone.
+
+    Never call this from inside a lane.
+    """
+    rows, inner = a.shape
+    columns = b.shape[1]
+    if rows * inner * columns < BLAS_THREADS_MULTIPLY_ADDS:
+        return a @ b  # decided first: asking Numba for its thread count costs 2-3 us
+    now = time.monotonic()
+    if now - _lanes_shared["last"] < LANES_QUIET_SECONDS or now < _blas_threads["paused_until"]:
+        return a @ b
+    lanes = lane_count()
+    controllers = _blas_controllers()
+    if lanes <= 1 or not controllers or not blas_is_single_threaded():
+        return a @ b
+    shape = (rows, inner, columns)
+    one_thread_seconds = _blas_threads["one_thread_seconds"]
+    if shape not in one_thread_seconds:  # first product of this shape: the yardstick
+        started = time.perf_counter()
+        product = a @ b
+        one_thread_seconds[shape] = time.perf_counter() - started
+        return product
+    for controller in controllers:
+        controller.set_num_threads(lanes)
+    started = time.perf_counter()
+    try:
+        product = a @ b
+    finally:
+        for controller in controllers:
+            controller.set_num_threads(1)
+    if time.perf_counter() - started <= one_thread_seconds[shape]:
+        _blas_threads["slow_in_a_row"] = 0
+    else:
+        _blas_threads["slow_in_a_row"] += 1
+        if _blas_threads["slow_in_a_row"] >= BLAS_THREADS_SLOW_IN_A_ROW:
+            _blas_threads["slow_in_a_row"] = 0
+            _blas_threads["paused_until"] = time.monotonic() + BLAS_THREADS_PAUSE_SECONDS
+    return product

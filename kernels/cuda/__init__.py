@@ -16,6 +16,7 @@ from .conv import (
     conv2d_bias_activation_forward,
     conv2d_forward,
 )
+from .dense import dense_bias_activation_backward, dense_bias_activation_forward
 from .elementwise import (
     bias_activation_backward,
     bias_activation_forward,
@@ -84,6 +85,9 @@ __all__ = [
     # loss
     "softmax_cross_entropy_forward",
     "softmax_cross_entropy_backward",
+    # dense
+    "dense_bias_activation_forward",
+    "dense_bias_activation_backward",
     # elementwise
     "dropout_forward",
     "dropout_backward",

@@ -105,3 +105,85 @@ def test_kernel_threads_holds_blas_to_one_thread_under_numba_only():
                 assert not threads.blas_is_single_threaded()
     finally:
         deepbreadth.set_backend(previous)
+
+
+# --- matmul_on_every_lane: BLAS's own threads for a Dense layer's products ----------
+
+
+@pytest.fixture
+def blas_threads_spy(two_lanes, monkeypatch):
+    """Fresh guard state, every product large enough, and a record of the thread
+    counts BLAS is set to (the setting itself still happens)."""
+    if not threads._blas_controllers():
+        pytest.skip("threadpoolctl is not installed: BLAS's threads cannot be read or set")
+    monkeypatch.setattr(threads, "BLAS_THREADS_MULTIPLY_ADDS", 0)
+    monkeypatch.setattr(threads, "_blas_threads",
+                        {"paused_until": float("-inf"), "slow_in_a_row": 0,
+                         "one_thread_seconds": {}})
+    monkeypatch.setattr(threads, "_lanes_shared", {"last": float("-inf")})
+    settings = []
+    for controller in threads._blas_controllers():
+        real_set = controller.set_num_threads
+        monkeypatch.setattr(controller, "set_num_threads",
+                            lambda count, real_set=real_set: settings.append(count) or real_set(count))
+    with threads.blas_on_one_thread():
+        settings.clear()
+        yield settings
+
+
+def operands(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((40, 30)), rng.standard_normal((30, 20))
+
+
+@needs_two_lanes
+def test_a_product_runs_on_blas_threads_after_one_timed_on_one_thread(blas_threads_spy):
+    a, b = operands()
+    first = threads.matmul_on_every_lane(a, b)
+    assert blas_threads_spy == [], "the first product of a shape is the one-thread yardstick"
+    assert (40, 30, 20) in threads._blas_threads["one_thread_seconds"]
+    second = threads.matmul_on_every_lane(a, b)
+    assert blas_threads_spy[0] == 2 and blas_threads_spy[-1] == 1
+    assert threads.blas_is_single_threaded(), "BLAS is held to one thread again after"
+    np.testing.assert_allclose(first, a @ b, rtol=1e-12)
+    np.testing.assert_allclose(second, a @ b, rtol=1e-12)
+
+
+@needs_two_lanes
+def test_blas_threads_pause_after_slow_products_in_a_row(blas_threads_spy):
+    a, b = operands()
+    threads._blas_threads["one_thread_seconds"][(40, 30, 20)] = 0.0  # any product is slower
+    for _ in range(threads.BLAS_THREADS_SLOW_IN_A_ROW):
+        threads.matmul_on_every_lane(a, b)
+    assert threads._blas_threads["paused_until"] > threads.time.monotonic()
+    blas_threads_spy.clear()
+    np.testing.assert_allclose(threads.matmul_on_every_lane(a, b), a @ b, rtol=1e-12)
+    assert blas_threads_spy == [], "paused: the product stays on one thread"
+
+
+@needs_two_lanes
+def test_no_blas_threads_while_the_lanes_share_work(blas_threads_spy):
+    threads.for_each_chunk(4, lambda index, lane: None, lanes=2)
+    a, b = operands()
+    for _ in range(3):
+        np.testing.assert_allclose(threads.matmul_on_every_lane(a, b), a @ b, rtol=1e-12)
+    assert blas_threads_spy == [] and not threads._blas_threads["one_thread_seconds"]
+
+
+def test_one_lane_never_touches_blas_threads(monkeypatch):
+    monkeypatch.setattr(threads, "BLAS_THREADS_MULTIPLY_ADDS", 0)
+    monkeypatch.setattr(threads, "_blas_threads",
+                        {"paused_until": float("-inf"), "slow_in_a_row": 0,
+                         "one_thread_seconds": {}})
+    monkeypatch.setattr(threads, "_lanes_shared", {"last": float("-inf")})
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        a, b = operands()
+        with threads.blas_on_one_thread():
+            for _ in range(2):
+                np.testing.assert_allclose(threads.matmul_on_every_lane(a, b), a @ b,
+                                           rtol=1e-12)
+    finally:
+        numba.set_num_threads(previous)
+    assert not threads._blas_threads["one_thread_seconds"], "one lane: no yardstick, no threads"
