@@ -282,17 +282,19 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
     return _sparse_categorical_crossentropy(y_true, y_pred, from_logits, detector)
 
 
-def _sparse_categorical_crossentropy(y_true, y_pred, from_logits, detector):
+def _sparse_categorical_crossentropy(y_true, y_pred, from_logits, detector, mean=False):
+    """The per-sample losses, or with mean=True their mean (from logits: inside the fused op)."""
     y_pred = _as_prediction(y_pred)
     labels = _sparse_labels_shaped_for(y_true, y_pred)
     if from_logits or detector.reads_as_logits(y_pred, _why_not_distributions):
         # The fused op: stable for any logits, and its gradient is probs - onehot.
-        return softmax_cross_entropy(y_pred, labels)
+        return softmax_cross_entropy(y_pred, labels, mean=mean)
     classes = y_pred.shape[-1]
     labels = check_sparse_labels(labels, classes, on_device_of=y_pred.data)
     xp = backend.array_module(labels)
     one_hot = Tensor._wrap((labels[..., None] == xp.arange(classes)).astype(y_pred.dtype))
-    return _crossentropy_of_probabilities(one_hot, y_pred)
+    losses = _crossentropy_of_probabilities(one_hot, y_pred)
+    return _reduce(losses, None, "sum_over_batch_size") if mean else losses
 
 
 def _sparse_labels_shaped_for(y_true, y_pred):
@@ -468,6 +470,14 @@ class SparseCategoricalCrossentropy(_CrossentropyLoss):
     def call(self, y_true, y_pred):
         return _sparse_categorical_crossentropy(y_true, y_pred, self.from_logits,
                                                 self._logits_detector)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is None and self.reduction == "sum_over_batch_size":
+            # Keras' default reduction is the mean over every loss value: taken
+            # inside the fused op, one op instead of two forward and backward.
+            return _sparse_categorical_crossentropy(y_true, y_pred, self.from_logits,
+                                                    self._logits_detector, mean=True)
+        return super().__call__(y_true, y_pred, sample_weight)
 
     def explain_non_finite(self, y_true, y_pred):
         """Labels already on the GPU were not read back before the loss (its kernel

@@ -47,7 +47,7 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from .autograd import Tensor, no_grad
-from .functional.loss import device_label_checks_deferred
+from .functional.loss import label_checks_deferred
 from .layers.base import Input, Layer, SymbolicTensor, _flatten, map_structure, structure_changed
 from .layers.recurrent import SequenceInputError
 
@@ -543,7 +543,7 @@ class Model(Layer):
 
     def _train_step_body(self, x_arrays, y_arrays, sample_weight, weights, device):
         outputs = self(self._model_input(x_arrays, device), training=True)
-        with device_label_checks_deferred():  # the loss is read below; no wait before that
+        with label_checks_deferred():  # the loss is read below; no wait before that
             loss = self.loss(self._targets(y_arrays, device), outputs, sample_weight=sample_weight)
         loss.backward()
         # Read the loss only now: on a GPU, reading it waits for the device, and
@@ -562,7 +562,7 @@ class Model(Layer):
         device = self._weights_device()
         with no_grad(), _kernel_threads(device):
             outputs = self(self._model_input(x_arrays, device), training=False)
-            with device_label_checks_deferred():
+            with label_checks_deferred():
                 loss = self.loss(self._targets(y_arrays, device), outputs,
                                  sample_weight=sample_weight)
         loss_value = float(loss.item())

@@ -26,7 +26,7 @@ from .elementwise import (
     embedding_forward,
 )
 from .loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward
-from .optim import adagrad_update, adam_update, rmsprop_update, sgd_update
+from .optim import adagrad_update, adam_update, adam_update_many, rmsprop_update, sgd_update
 from .pool import (
     avg_pool1d_backward,
     avg_pool1d_forward,
@@ -98,6 +98,7 @@ __all__ = [
     # optim
     "sgd_update",
     "adam_update",
+    "adam_update_many",
     "rmsprop_update",
     "adagrad_update",
 ]

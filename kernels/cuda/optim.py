@@ -110,6 +110,13 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay
     launch_over_elements(kernel, param.size, arguments)
 
 
+
+def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, epsilon, step, weight_decay):
+    """adam_update for each parameter of the lists in turn: one optimizer step."""
+    for param, grad, m, v in zip(params, grads, ms, vs, strict=True):
+        adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay)
+
+
 def rmsprop_update(param, grad, mean_square, lr, rho, epsilon):
     """Keras RMSprop without momentum, not centered."""
     grad = checked_grad(param, grad, {"mean_square": mean_square})

@@ -56,6 +56,7 @@ from .elementwise import (
 from .optim import (
     sgd_update,
     adam_update,
+    adam_update_many,
     rmsprop_update,
     adagrad_update,
 )
@@ -108,6 +109,7 @@ __all__ = [
     # optim
     "sgd_update",
     "adam_update",
+    "adam_update_many",
     "rmsprop_update",
     "adagrad_update",
 ]

@@ -39,6 +39,13 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay
     param -= alpha * m / (np.sqrt(v) + epsilon)
 
 
+
+def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, epsilon, step, weight_decay):
+    """adam_update for each parameter of the lists in turn: one optimizer step."""
+    for param, grad, m, v in zip(params, grads, ms, vs, strict=True):
+        adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay)
+
+
 def rmsprop_update(param, grad, mean_square, lr, rho, epsilon):
     """Keras RMSprop without momentum, not centered."""
     mean_square[...] = rho * mean_square + (1 - rho) * grad * grad
