@@ -15,6 +15,8 @@ import math
 import numpy as np
 from numba import njit
 
+from ..reference.optim import check_one_of_each
+
 # Cores that divide use Numba's error_model="numpy": the default ("python")
 # tests every divisor for zero so as to raise ZeroDivisionError, and that test
 # stops the loop from being vectorized (Adam ran 4x slower with it). NumPy's
@@ -136,9 +138,7 @@ def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, epsilon, step, wei
     tuples of flat views (Numba compiles the loop once per number of arrays,
     and caches it).
     """
-    if not len(params) == len(grads) == len(ms) == len(vs):
-        raise ValueError(f"adam_update_many: {len(params)} params, {len(grads)} grads, "
-                         f"{len(ms)} m and {len(vs)} v; give one of each per parameter")
+    check_one_of_each(params, grads, ms, vs)
     by_dtype = {}
     for param, grad, m, v in zip(params, grads, ms, vs):
         views = (_flat_view(param, "param", param), _flat_grad(grad, param),

@@ -10,6 +10,7 @@ import math
 import cupy
 import numpy as np
 
+from ..reference.optim import check_one_of_each
 from .loader import (
     check_shape,
     contiguous,
@@ -113,7 +114,8 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay
 
 def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, epsilon, step, weight_decay):
     """adam_update for each parameter of the lists in turn: one optimizer step."""
-    for param, grad, m, v in zip(params, grads, ms, vs, strict=True):
+    check_one_of_each(params, grads, ms, vs)
+    for param, grad, m, v in zip(params, grads, ms, vs):
         adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay)
 
 

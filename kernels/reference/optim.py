@@ -40,9 +40,17 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay
 
 
 
+def check_one_of_each(params, grads, ms, vs):
+    """ValueError unless the four lists of adam_update_many are equally long."""
+    if not len(params) == len(grads) == len(ms) == len(vs):
+        raise ValueError(f"adam_update_many: {len(params)} params, {len(grads)} grads, "
+                         f"{len(ms)} m and {len(vs)} v; give one of each per parameter")
+
+
 def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, epsilon, step, weight_decay):
     """adam_update for each parameter of the lists in turn: one optimizer step."""
-    for param, grad, m, v in zip(params, grads, ms, vs, strict=True):
+    check_one_of_each(params, grads, ms, vs)
+    for param, grad, m, v in zip(params, grads, ms, vs):
         adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay)
 
 

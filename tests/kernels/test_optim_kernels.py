@@ -96,6 +96,36 @@ def test_adam_matches_reference(candidate, reference, case, weight_decay):
 
 
 @stateless_fixtures
+@given(st.lists(parameters(), min_size=1, max_size=4), st.sampled_from([0.0, 0.01]))
+def test_adam_update_many_matches_adam_update_on_each(candidate, reference, cases, weight_decay):
+    """One call for several parameters (of mixed dtypes) equals the reference's
+    adam_update on each, step after step."""
+    on = candidate.asarray
+    theirs = [case[0].copy() for case in cases]
+    ours = [on(case[0].copy()) for case in cases]
+    their_moments = [(np.zeros_like(p), np.zeros_like(p)) for p in theirs]
+    our_moments = [(on(np.zeros_like(p)), on(np.zeros_like(p))) for p in theirs]
+    for step in (1, 2, 3):
+        grads = [gradients_for(case[0], case[2], case[1])[0] for case in cases]
+        for param, grad, (m, v) in zip(theirs, grads, their_moments):
+            reference.adam_update(param, grad, m, v, 0.01, 0.9, 0.999, 1e-7, step, weight_decay)
+        candidate.adam_update_many(ours, [on(g) for g in grads], [m for m, _ in our_moments],
+                                   [v for _, v in our_moments], 0.01, 0.9, 0.999, 1e-7, step,
+                                   weight_decay)
+    for index, (param, case) in enumerate(zip(theirs, cases)):
+        assert_close(candidate.to_numpy(ours[index]), param, case[1], f"param {index}")
+        assert_close(candidate.to_numpy(our_moments[index][1]), their_moments[index][1],
+                     case[1], f"v {index}")
+
+
+def test_adam_update_many_refuses_lists_of_different_lengths(candidate):
+    param = candidate.asarray(np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="1 params, 2 grads"):
+        candidate.adam_update_many([param], [param, param], [param], [param],
+                                   0.01, 0.9, 0.999, 1e-7, 1, 0.0)
+
+
+@stateless_fixtures
 @given(parameters())
 def test_rmsprop_matches_reference(candidate, reference, case):
     param, dtype, rng = case
