@@ -335,7 +335,12 @@ def backpropagate(grad_y, x_shape, w_shape, stride, padding, dilation,
         kept = pixels.size
         if x is not None:
             geometry.fill_columns(x[start:stop], cols, pixels)
-            np.matmul(cols[:kept].T, grad_rows, out=sums.product)
+            # np.dot, not np.matmul: with a left operand of few rows (the 9
+            # columns of a one-channel 3x3 kernel), two lanes running NumPy's
+            # matmul at once took twice as long as one (they ran one after the
+            # other); np.dot of the same shapes runs side by side
+            # (benchmarks/NOTES.md, "W2 at two threads").
+            np.dot(cols[:kept].T, grad_rows, out=sums.product)
             sums.kernel += sums.product
         if w is not None:
             # The column buffer is free again: it now receives grad_cols, one

@@ -249,8 +249,9 @@ def matmul_on_every_lane(a, b):
 
     - Spinning workers take the core from lanes.  After each threaded product
       they spin for about 0.1 s; in W2 (convolutions sharing their batch over
-      the lanes) that took the step from 21 to 31 ms.  So products stay on one
-      thread while any kernel has shared work over the lanes lately.
+      the lanes) that took the step from 21 to 31 ms.  So while any kernel has
+      shared work over the lanes lately, the product is shared over the lanes
+      as well (`matmul_over_lanes`, for large products only).
     - A busy machine.  OpenBLAS splits a product into fixed parts, one per
       thread; when the other core is taken, the product waits for a worker
       that is not running (W1's step went from 1.1 to 5-26 ms with two busy
@@ -266,7 +267,10 @@ def matmul_on_every_lane(a, b):
     if rows * inner * columns < BLAS_THREADS_MULTIPLY_ADDS:
         return a @ b  # decided first: asking Numba for its thread count costs 2-3 us
     now = time.monotonic()
-    if now - _lanes_shared["last"] < LANES_QUIET_SECONDS or now < _blas_threads["paused_until"]:
+    if now - _lanes_shared["last"] < LANES_QUIET_SECONDS:
+        # The lanes are at work in this model: they share the product too.
+        return matmul_over_lanes(a, b)
+    if now < _blas_threads["paused_until"]:
         return a @ b
     lanes = lane_count()
     controllers = _blas_controllers()

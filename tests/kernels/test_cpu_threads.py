@@ -162,12 +162,20 @@ def test_blas_threads_pause_after_slow_products_in_a_row(blas_threads_spy):
 
 
 @needs_two_lanes
-def test_no_blas_threads_while_the_lanes_share_work(blas_threads_spy):
+def test_while_the_lanes_share_work_products_are_shared_over_them_too(blas_threads_spy,
+                                                                     monkeypatch):
     threads.for_each_chunk(4, lambda index, lane: None, lanes=2)
+    monkeypatch.setattr(threads, "SHARE_OUT_MULTIPLY_ADDS", 0)
+    shared = []
+    real_for_each_chunk = threads.for_each_chunk
+    monkeypatch.setattr(
+        threads, "for_each_chunk",
+        lambda count, work, lanes: shared.append(count) or real_for_each_chunk(count, work, lanes))
     a, b = operands()
     for _ in range(3):
         np.testing.assert_allclose(threads.matmul_on_every_lane(a, b), a @ b, rtol=1e-12)
     assert blas_threads_spy == [] and not threads._blas_threads["one_thread_seconds"]
+    assert len(shared) == 3 and all(count > 1 for count in shared), "not shared over the lanes"
 
 
 def test_one_lane_never_touches_blas_threads(monkeypatch):
