@@ -4,10 +4,12 @@ Pooling does almost no arithmetic per byte it reads, so the fastest plan is the
 plainest one: one pass over the input with direct loops, the channel loop
 innermost (channels are contiguous in NHWC, so it runs over adjacent memory).
 
-The loops are serial on purpose.  Threads would halve a pass that takes about
-1 ms on the MNIST shapes, but pooling sits between convolutions whose GEMMs
-leave BLAS's threads spinning on the cores for a while; a Numba thread pool
-started right after them waited about 5 ms for a core (benchmarks/NOTES.md).
+Max pooling over a large batch is shared over the lanes (`threads.py`): each
+lane pools whole images, from the batch's chunks.  (A Numba thread pool was
+tried first and waited about 5 ms for a core, while BLAS's threads spun after
+the convolutions' GEMMs; the lanes are threads that sleep, and BLAS is held to
+one thread between the convolutions.)  Small inputs stay on one lane: handing
+a chunk out costs tens of microseconds.
 
 Padding is handled by skipping out-of-range positions rather than by padding a
 copy of the input.  For max pooling that is the same as padding with -inf; for
@@ -24,6 +26,11 @@ from numba import njit
 from ..reference import pool as reference_pool
 from ..reference.pool import pool2d_output_size
 from ..shapes import pool1d_as_pool2d
+from .threads import for_each_chunk, lane_count
+
+# Inputs of at least this many elements are pooled over the lanes (the MNIST
+# CNN's first pool reads 2.8 M; its second 0.6 M).
+SHARE_OUT_ELEMENTS = 1_000_000
 
 
 def result_dtype(array):
@@ -41,14 +48,14 @@ def as_ints(pairs_or_ints):
     )
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def window_range(out_index, stride, pad_before, pool, length):
     """[start, stop) of the real (unpadded) input positions under one window."""
     start = out_index * stride - pad_before
     return max(start, 0), min(start + pool, length)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def max_pool2d_core(x, pool, stride, pad_before, y, argmax):
     batch, height, width, channels = x.shape
     out_h, out_w = y.shape[1], y.shape[2]
@@ -70,7 +77,7 @@ def max_pool2d_core(x, pool, stride, pad_before, y, argmax):
                                 argmax[n, oh, ow, c] = h * width + w
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def scatter_to_winners(grad_y, argmax, grad_x_planes):
     """grad_x_planes (N, H * W, C), zero on entry, receives each grad_y at its winner."""
     batch, out_h, out_w, channels = grad_y.shape
@@ -190,6 +197,19 @@ def max_pool2x2_core(x, y, argmax):
                     argmax[n, oh, ow, c] = winner
 
 
+def over_the_lanes(batch, elements, pool_images):
+    """pool_images(start, stop) for chunks of the batch, shared over the lanes when
+    the input has SHARE_OUT_ELEMENTS or more; the images are independent."""
+    lanes = lane_count() if elements >= SHARE_OUT_ELEMENTS else 1
+    chunk_count = min(batch, lanes)
+    if chunk_count <= 1:
+        pool_images(0, batch)
+        return
+    bounds = [batch * index // chunk_count for index in range(chunk_count + 1)]
+    for_each_chunk(chunk_count, lambda index, lane: pool_images(bounds[index], bounds[index + 1]),
+                   lanes)
+
+
 def max_pool2d_forward(x, pool, stride, padding):
     """x (N, H, W, C) -> (y, argmax), both (N, OH, OW, C); argmax = h * W + w."""
     output_size = pool2d_output_size(x.shape, pool, stride, padding)
@@ -201,9 +221,13 @@ def max_pool2d_forward(x, pool, stride, padding):
     pool, stride, pad_before = as_ints(pool), as_ints(stride), as_ints(p[0] for p in padding)
     windows_inside = 2 * output_size[0] <= x.shape[1] and 2 * output_size[1] <= x.shape[2]
     if pool == (2, 2) and stride == (2, 2) and pad_before == (0, 0) and windows_inside:
-        max_pool2x2_core(x, y, argmax)
+        def pool_images(start, stop):
+            max_pool2x2_core(x[start:stop], y[start:stop], argmax[start:stop])
     else:
-        max_pool2d_core(x, pool, stride, pad_before, y, argmax)
+        def pool_images(start, stop):
+            max_pool2d_core(x[start:stop], pool, stride, pad_before, y[start:stop],
+                            argmax[start:stop])
+    over_the_lanes(x.shape[0], x.size, pool_images)
     return y, argmax
 
 
@@ -218,11 +242,17 @@ def max_pool2d_backward(grad_y, argmax, x_shape, pool=None, stride=None, padding
     rows_of_windows_overlap = pool is None or int(stride[0]) < int(pool[0])
     if not rows_of_windows_overlap:
         grad_x = np.empty((batch, height * width, channels), dtype=dtype)
-        scatter_to_winners_band_by_band(grad_y, argmax, int(stride[0]), int(padding[0][0]),
-                                        width, grad_x)
+        stride_h, pad_top = int(stride[0]), int(padding[0][0])
+
+        def scatter_images(start, stop):
+            scatter_to_winners_band_by_band(grad_y[start:stop], argmax[start:stop], stride_h,
+                                            pad_top, width, grad_x[start:stop])
     else:
         grad_x = np.zeros((batch, height * width, channels), dtype=dtype)
-        scatter_to_winners(grad_y, argmax, grad_x)
+
+        def scatter_images(start, stop):
+            scatter_to_winners(grad_y[start:stop], argmax[start:stop], grad_x[start:stop])
+    over_the_lanes(batch, grad_x.size, scatter_images)
     return grad_x.reshape(tuple(x_shape))
 
 

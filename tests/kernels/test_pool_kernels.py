@@ -332,3 +332,44 @@ def test_reference_global_pools_backward_match_finite_differences(reference):
                                numerical_gradient(max_loss, x), atol=1e-7)
     np.testing.assert_allclose(reference.global_avg_pool_backward(weights, x.shape),
                                numerical_gradient(avg_loss, x), atol=1e-7)
+
+
+# --- the Numba set shares large pools over its lanes --------------------------------
+
+
+@pytest.mark.skipif(__import__("numba").config.NUMBA_NUM_THREADS < 2,
+                    reason="Numba is limited to one thread here (NUMBA_NUM_THREADS); lanes need two")
+@pytest.mark.parametrize("pool, stride", [((2, 2), (2, 2)), ((3, 3), (2, 2)), ((2, 3), (1, 3))])
+def test_max_pool_over_two_lanes_matches_reference(reference, monkeypatch, pool, stride):
+    """2x2 windows (their own core), overlapping rows (zeroed first) and windows whose
+    rows do not overlap (written band by band), each with the batch cut between lanes."""
+    import numba
+
+    from deepbreadth.kernels.cpu import pool as cpu_pool
+    from deepbreadth.kernels.cpu import threads
+
+    monkeypatch.setattr(cpu_pool, "SHARE_OUT_ELEMENTS", 0)
+    chunks = []
+    real_for_each_chunk = threads.for_each_chunk
+    monkeypatch.setattr(cpu_pool, "for_each_chunk",
+                        lambda count, work, lanes: chunks.append(count)
+                        or real_for_each_chunk(count, work, lanes))
+    rng = np.random.default_rng(4)
+    x = random_values(rng, (5, 7, 9, 3), np.float32, with_ties=True)
+    padding = resolve_padding("valid", x.shape[1:3], pool, stride, (1, 1))
+    grad_y = None
+    previous = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        y, argmax = cpu_pool.max_pool2d_forward(x, pool, stride, padding)
+        grad_y = rng.standard_normal(y.shape).astype(np.float32)
+        grad_x = cpu_pool.max_pool2d_backward(grad_y, argmax, x.shape, pool, stride, padding)
+    finally:
+        numba.set_num_threads(previous)
+    assert chunks == [2, 2], "forward and backward were not both shared over two lanes"
+    expected_y, expected_argmax = reference.max_pool2d_forward(x, pool, stride, padding)
+    assert_close(y, expected_y, np.float32, "y")
+    np.testing.assert_array_equal(argmax, expected_argmax)
+    expected_grad_x = reference.max_pool2d_backward(grad_y, expected_argmax, x.shape, pool,
+                                                    stride, padding)
+    assert_close(grad_x, expected_grad_x, np.float32, "grad_x")
