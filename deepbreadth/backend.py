@@ -143,9 +143,13 @@ def to_device(array, device):
 def scatter_add(target, index, values):
     """target[index] += values, adding repeated indices (np.add.at on the CPU)."""
     if is_gpu_array(target):
-        import cupyx
+        cupy = _import_cupy()
+        if hasattr(cupy.add, "at"):  # CuPy 13 and later; cupyx.scatter_add is deprecated there
+            cupy.add.at(target, index, values)
+        else:
+            import cupyx
 
-        cupyx.scatter_add(target, index, values)
+            cupyx.scatter_add(target, index, values)
     else:
         np.add.at(target, index, values)
 

@@ -239,6 +239,13 @@ def scatter_add(target, index, values):
     np.add.at(target._host, _index_on_host(index), _to_host(values))
 
 
+def _add_with_at():
+    """cupy.add, with CuPy 13's cupy.add.at (what cupyx.scatter_add became)."""
+    add = _numpy_function("add")
+    add.at = scatter_add
+    return add
+
+
 def _erf(values):
     try:
         from scipy.special import erf
@@ -286,7 +293,7 @@ def installed():
 
     cupy = _module("cupy", ndarray=ndarray, asarray=asarray, array=array, asnumpy=asnumpy,
                    get_array_module=get_array_module, random=_Random(), cuda=_NoDevice,
-                   __getattr__=_numpy_function)
+                   add=_add_with_at(), __getattr__=_numpy_function)
     special = _module("cupyx.scipy.special", erf=_erf)
     scipy = _module("cupyx.scipy", special=special)
     cupyx = _module("cupyx", scatter_add=scatter_add, scipy=scipy)
