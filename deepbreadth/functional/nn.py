@@ -112,11 +112,13 @@ def bias_activation(x, bias, activation=None):
 class DenseBiasActivation(Function):
     """y = act(x @ kernel + bias) for x (rows, features), in one op.
 
-    As three ops (MatMul, then BiasActivation) the arithmetic is the same, but
+    As two ops (MatMul, then BiasActivation) the arithmetic is the same, but
     each op costs a few microseconds of Python to record and to run backward,
-    and in a small model those add up: W1's step has two Dense layers, and
-    their four ops instead of two were 4% of its time.  Like BiasActivation,
-    the backward reads the activation's derivative from the output y.
+    and in a small model those add up (a Dense layer's call costs 7-14 us
+    above its kernel: benchmarks/NOTES.md, "Fourth round").  One op also lets
+    the Numba kernel apply the bias and activation in place on the product's
+    output.  Like BiasActivation, the backward reads the activation's
+    derivative from the output y.
     """
     once_differentiable = True
 
