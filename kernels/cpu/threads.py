@@ -242,10 +242,10 @@ def matmul_on_every_lane(a, b):
     each on one core, and a helper lane cannot join in time: a sleeping Python
     thread takes about 100 us to wake on a 2-vCPU virtual machine.  OpenBLAS's
     own workers spin between products instead of sleeping, so within a
-    training step they start at once: 140-150 us for the same product on two
+    training step they start at once: 130-150 us for the same product on two
     threads.  So BLAS gets the lanes' threads for this one call, and is held
-    to one thread again after it.  Three guards (benchmarks/NOTES.md, "W1 at
-    two threads, BLAS's own threads"):
+    to one thread again after it.  Three guards (benchmarks/NOTES.md, "Fourth
+    round"):
 
     - Spinning workers take the core from lanes.  After each threaded product
       they spin for about 0.1 s; in W2 (convolutions sharing their batch over
@@ -265,33 +265,44 @@ def matmul_on_every_lane(a, b):
     rows, inner = a.shape
     columns = b.shape[1]
     if rows * inner * columns < BLAS_THREADS_MULTIPLY_ADDS:
-        return a @ b  # decided first: asking Numba for its thread count costs 2-3 us
-    now = time.monotonic()
-    if now - _lanes_shared["last"] < LANES_QUIET_SECONDS:
-        # The lanes are at work in this model: they share the product too.
-        return matmul_over_lanes(a, b)
-    if now < _blas_threads["paused_until"]:
-        return a @ b
-    lanes = lane_count()
-    controllers = _blas_controllers()
-    if lanes <= 1 or not controllers or not blas_is_single_threaded():
+        return a @ b  # decided first: the checks below cost a few microseconds
+    if time.monotonic() - _lanes_shared["last"] < LANES_QUIET_SECONDS:
+        return matmul_over_lanes(a, b)  # the lanes are at work in this model
+    if not _blas_threads_may_help():
         return a @ b
     shape = (rows, inner, columns)
-    one_thread_seconds = _blas_threads["one_thread_seconds"]
-    if shape not in one_thread_seconds:  # first product of this shape: the yardstick
-        started = time.perf_counter()
-        product = a @ b
-        one_thread_seconds[shape] = time.perf_counter() - started
-        return product
+    if shape not in _blas_threads["one_thread_seconds"]:
+        return _timed_on_one_thread(a, b, shape)
+    return _on_blas_threads(a, b, shape)
+
+
+def _blas_threads_may_help():
+    """More than one lane, BLAS held to one thread by us, and no pause running."""
+    return (time.monotonic() >= _blas_threads["paused_until"] and lane_count() > 1
+            and bool(_blas_controllers()) and blas_is_single_threaded())
+
+
+def _timed_on_one_thread(a, b, shape):
+    """The first product of a shape, on one thread: the yardstick for the threaded ones."""
+    started = time.perf_counter()
+    product = a @ b
+    _blas_threads["one_thread_seconds"][shape] = time.perf_counter() - started
+    return product
+
+
+def _on_blas_threads(a, b, shape):
+    """a @ b on lane_count() BLAS threads, then BLAS back on one; slower than the
+    yardstick BLAS_THREADS_SLOW_IN_A_ROW times in a row, BLAS's threads pause."""
+    controllers = _blas_controllers()
     for controller in controllers:
-        controller.set_num_threads(lanes)
+        controller.set_num_threads(lane_count())
     started = time.perf_counter()
     try:
         product = a @ b
     finally:
         for controller in controllers:
             controller.set_num_threads(1)
-    if time.perf_counter() - started <= one_thread_seconds[shape]:
+    if time.perf_counter() - started <= _blas_threads["one_thread_seconds"][shape]:
         _blas_threads["slow_in_a_row"] = 0
     else:
         _blas_threads["slow_in_a_row"] += 1
