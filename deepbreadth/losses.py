@@ -472,7 +472,8 @@ class SparseCategoricalCrossentropy(_CrossentropyLoss):
                                                 self._logits_detector)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        if sample_weight is None and self.reduction == "sum_over_batch_size":
+        own_call = type(self).call is SparseCategoricalCrossentropy.call  # not a subclass's
+        if own_call and sample_weight is None and self.reduction == "sum_over_batch_size":
             # Keras' default reduction is the mean over every loss value: taken
             # inside the fused op, one op instead of two forward and backward.
             return _sparse_categorical_crossentropy(y_true, y_pred, self.from_logits,

@@ -452,3 +452,31 @@ def test_custom_function_serialization_needs_custom_objects():
     with pytest.raises(ValueError, match="custom_objects"):
         losses.deserialize(config)
     assert losses.deserialize(config, custom_objects={"my_loss": my_loss}).fn is my_loss
+
+
+@pytest.mark.parametrize("logits_shape", [(6, 4), (3, 5, 4)])
+def test_the_default_mean_taken_inside_the_fused_op_equals_the_mean_of_the_losses(logits_shape):
+    rng = np.random.default_rng(2)
+    logits_values = rng.normal(size=logits_shape)
+    labels = rng.integers(0, 4, logits_shape[:-1])
+    fused_logits = db.tensor(logits_values, requires_grad=True)
+    fused = losses.SparseCategoricalCrossentropy(from_logits=True)(labels, fused_logits)
+    fused.backward()
+    plain_logits = db.tensor(logits_values, requires_grad=True)
+    per_sample = losses.SparseCategoricalCrossentropy(from_logits=True, reduction="none")(
+        labels, plain_logits)
+    plain = per_sample.mean()
+    plain.backward()
+    np.testing.assert_allclose(fused.item(), plain.item(), rtol=1e-12)
+    np.testing.assert_allclose(fused_logits.grad.numpy(), plain_logits.grad.numpy(), rtol=1e-12)
+
+
+def test_a_subclass_with_its_own_call_keeps_it():
+    class Halved(losses.SparseCategoricalCrossentropy):
+        def call(self, y_true, y_pred):
+            return super().call(y_true, y_pred) * 0.5
+
+    logits = db.tensor(np.random.default_rng(3).normal(size=(5, 3)))
+    labels = np.array([0, 1, 2, 1, 0])
+    whole = losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits).item()
+    assert Halved(from_logits=True)(labels, logits).item() == pytest.approx(whole / 2)

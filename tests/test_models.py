@@ -371,6 +371,21 @@ def test_labels_out_of_range_get_the_loss_message():
         compiled(small_classifier()).fit(x, y, verbose=0)
 
 
+@pytest.mark.parametrize("bad_label", [-1, 3])
+def test_a_bad_label_in_a_training_step_is_named_and_the_weights_stay(bad_label):
+    """Model's steps leave the range check to the loss kernel (a NaN loss), then
+    name the label; the step must not update the weights."""
+    model = compiled(small_classifier())
+    x, y = blobs(count=10)
+    model.train_on_batch(x, y)
+    before = model.get_weights()
+    y[5] = bad_label
+    with pytest.raises(ValueError, match=rf"label {bad_label} at position 5 is outside \[0, 3\)"):
+        model.train_on_batch(x, y)
+    for got, want in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
 def test_nan_loss_stops_training_with_epoch_and_step():
     x = np.ones((8, 4), np.float32) * 1e30  # finite, but the squared error overflows
