@@ -57,6 +57,8 @@ __device__ inline Index position_in_sequence(Index n, Index t, Index u, Index st
 #define SAMPLES_PER_THREAD 1
 // Columns of the left matrix copied into shared memory per pass.
 #define STAGED_DEPTH 64
+// A unit's columns of the recurrent kernel: its i, f, g and o gates.
+#define GATES 4
 
 struct ThreadWork {
     Index first_unit;
@@ -116,15 +118,15 @@ __device__ void stage_tile(const T* rows, Index row_stride, Index batch, Index d
 
 // The product of this round's rows of a (batch, depth) matrix in global memory
 // with the (depth, right_width) matrix `right` in shared memory, for the
-// thread's SAMPLES_PER_THREAD samples and COLUMNS columns starting at
-// first_column: sums[r][c] += sum over k of left[sample r][k] * right[k][first_column + c].
+// thread's SAMPLES_PER_THREAD samples and the GATES columns of its unit starting
+// at first_column: sums[r][c] += sum over k of left[sample r][k] * right[k][first_column + c].
 // The left rows pass through `tile`, STAGED_DEPTH columns at a time, read once
 // from global memory by the whole block.  Every thread of the block must call it.
-template <typename T, int COLUMNS>
+template <typename T>
 __device__ void multiply_rows(const T* rows, Index row_stride, Index batch, Index depth,
                               Index round, const ThreadWork& work,
                               const T* right, Index right_width, Index first_column,
-                              T* tile, T (&sums)[SAMPLES_PER_THREAD][COLUMNS])
+                              T* tile, T (&sums)[SAMPLES_PER_THREAD][GATES])
 {
     const Index tile_rows = SAMPLES_PER_THREAD * work.groups;
     for (Index k0 = 0; k0 < depth; k0 += STAGED_DEPTH) {
@@ -136,13 +138,13 @@ __device__ void multiply_rows(const T* rows, Index row_stride, Index batch, Inde
         }
         const Index chunk = depth - k0 < STAGED_DEPTH ? depth - k0 : STAGED_DEPTH;
         for (Index kk = 0; kk < chunk; ++kk) {
-            T right_values[COLUMNS];
-            for (int c = 0; c < COLUMNS; ++c) {
+            T right_values[GATES];
+            for (int c = 0; c < GATES; ++c) {
                 right_values[c] = right[(k0 + kk) * right_width + first_column + c];
             }
             for (int r = 0; r < SAMPLES_PER_THREAD; ++r) {
                 const T left = tile[(r * work.groups + work.group) * (STAGED_DEPTH + 1) + kk];
-                for (int c = 0; c < COLUMNS; ++c) {
+                for (int c = 0; c < GATES; ++c) {
                     sums[r][c] += left * right_values[c];
                 }
             }
@@ -170,10 +172,10 @@ __global__ void lstm_forward_sequence(const T* input_projection, const T* recurr
     cg::grid_group grid = cg::this_grid();
     extern __shared__ unsigned char shared_bytes[];
     T* weights = reinterpret_cast<T*>(shared_bytes);
-    const Index slice_width = 4 * units_per_block;
+    const Index slice_width = GATES * units_per_block;
     T* tile = weights + units * slice_width;
 
-    const Index width = 4 * units;
+    const Index width = GATES * units;
     const ThreadWork work = thread_work(units, units_per_block, groups);
     const Index owned = units - work.first_unit < units_per_block ? units - work.first_unit
                                                                    : units_per_block;
@@ -193,9 +195,9 @@ __global__ void lstm_forward_sequence(const T* input_projection, const T* recurr
         const T* previous = t == 0 ? h0 : h_seq + (t - 1) * units;
         const Index previous_stride = t == 0 ? units : steps * units;
         for (Index round = 0; round < rounds; ++round) {
-            T z[SAMPLES_PER_THREAD][4] = {};
-            multiply_rows<T, 4>(previous, previous_stride, batch, units, round, work,
-                                weights, slice_width, 4 * work.unit_slot, tile, z);
+            T z[SAMPLES_PER_THREAD][GATES] = {};
+            multiply_rows<T>(previous, previous_stride, batch, units, round, work,
+                             weights, slice_width, GATES * work.unit_slot, tile, z);
             if (!work.has_unit) {
                 continue;
             }
@@ -205,8 +207,8 @@ __global__ void lstm_forward_sequence(const T* input_projection, const T* recurr
                     continue;
                 }
                 const Index gate_at = position_in_sequence(n, t, u, steps, width);
-                T activated[4];
-                for (int gate = 0; gate < 4; ++gate) {
+                T activated[GATES];
+                for (int gate = 0; gate < GATES; ++gate) {
                     const T pre_activation = z[r][gate] + input_projection[gate_at + gate * units]
                                            + bias[gate * units + u];
                     // i, f, o use the recurrent activation; the candidate g the activation.
@@ -221,7 +223,7 @@ __global__ void lstm_forward_sequence(const T* input_projection, const T* recurr
                 const Index at = position_in_sequence(n, t, u, steps, units);
                 c_seq[at] = c;
                 h_seq[at] = h;
-                for (int gate = 0; gate < 4; ++gate) {
+                for (int gate = 0; gate < GATES; ++gate) {
                     gates[gate_at + gate * units] = activated[gate];
                 }
             }
