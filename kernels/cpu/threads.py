@@ -226,10 +226,18 @@ BLAS_THREADS_MULTIPLY_ADDS = 4_000_000
 # work out over the lanes for longer than this.
 LANES_QUIET_SECONDS = 0.5
 # How long products stay on one thread after BLAS_THREADS_SLOW_IN_A_ROW
-# threaded ones in a row came out slower than the same product on one thread
-# (in a row: one slow product can be a hiccup; on a busy machine they all are).
+# threaded ones in a row took more than BLAS_THREADS_SLOW_FACTOR times the
+# same product on one thread.  A threaded W1 product takes about half of one
+# thread's time; on a busy machine 20 to 100 times it; a short hiccup of the
+# host took three in a row to 1-3 times (measured), which a factor of 1 took
+# for a busy machine and paused the threads for nothing.
 BLAS_THREADS_PAUSE_SECONDS = 10.0
 BLAS_THREADS_SLOW_IN_A_ROW = 3
+BLAS_THREADS_SLOW_FACTOR = 4.0
+# The yardstick of a product shape: the fastest of its first few products on
+# one thread (one timing alone could be a hiccup, and too slow a yardstick
+# would let a busy machine go unnoticed).
+YARDSTICK_PRODUCTS = 3
 
 _blas_threads = {"paused_until": float("-inf"), "slow_in_a_row": 0, "one_thread_seconds": {}}
 
@@ -255,9 +263,10 @@ def matmul_on_every_lane(a, b):
     - A busy machine.  OpenBLAS splits a product into fixed parts, one per
       thread; when the other core is taken, the product waits for a worker
       that is not running (W1's step went from 1.1 to 5-26 ms with two busy
-      processes beside it).  So each product shape is timed once on one
-      thread, and threaded products slower than that, a few in a row, pause
-      BLAS's threads for BLAS_THREADS_PAUSE_SECONDS.
+      processes beside it).  So each product shape is first timed on one
+      thread (YARDSTICK_PRODUCTS times, the fastest counts), and threaded
+      products several times slower than that, a few in a row, pause BLAS's
+      threads for BLAS_THREADS_PAUSE_SECONDS.
     - BLAS not held to one thread (outside `kernel_threads()`): left alone.
 
     Never call this from inside a lane.
@@ -271,7 +280,7 @@ def matmul_on_every_lane(a, b):
     if not _blas_threads_may_help():
         return a @ b
     shape = (rows, inner, columns)
-    if shape not in _blas_threads["one_thread_seconds"]:
+    if len(_blas_threads["one_thread_seconds"].get(shape, ())) < YARDSTICK_PRODUCTS:
         return _timed_on_one_thread(a, b, shape)
     return _on_blas_threads(a, b, shape)
 
@@ -283,16 +292,18 @@ def _blas_threads_may_help():
 
 
 def _timed_on_one_thread(a, b, shape):
-    """The first product of a shape, on one thread: the yardstick for the threaded ones."""
+    """One of the first products of a shape, on one thread, timed: the fastest of
+    them is the yardstick for the threaded ones."""
     started = time.perf_counter()
     product = a @ b
-    _blas_threads["one_thread_seconds"][shape] = time.perf_counter() - started
+    _blas_threads["one_thread_seconds"].setdefault(shape, []).append(
+        time.perf_counter() - started)
     return product
 
 
 def _on_blas_threads(a, b, shape):
-    """a @ b on lane_count() BLAS threads, then BLAS back on one; slower than the
-    yardstick BLAS_THREADS_SLOW_IN_A_ROW times in a row, BLAS's threads pause."""
+    """a @ b on lane_count() BLAS threads, then BLAS back on one; far slower than
+    the yardstick BLAS_THREADS_SLOW_IN_A_ROW times in a row, BLAS's threads pause."""
     controllers = _blas_controllers()
     for controller in controllers:
         controller.set_num_threads(lane_count())
@@ -302,7 +313,8 @@ def _on_blas_threads(a, b, shape):
     finally:
         for controller in controllers:
             controller.set_num_threads(1)
-    if time.perf_counter() - started <= _blas_threads["one_thread_seconds"][shape]:
+    yardstick = min(_blas_threads["one_thread_seconds"][shape])
+    if time.perf_counter() - started <= BLAS_THREADS_SLOW_FACTOR * yardstick:
         _blas_threads["slow_in_a_row"] = 0
     else:
         _blas_threads["slow_in_a_row"] += 1

@@ -137,22 +137,24 @@ def operands(seed=0):
 
 
 @needs_two_lanes
-def test_a_product_runs_on_blas_threads_after_one_timed_on_one_thread(blas_threads_spy):
+def test_a_product_runs_on_blas_threads_after_a_few_timed_on_one_thread(blas_threads_spy):
     a, b = operands()
-    first = threads.matmul_on_every_lane(a, b)
-    assert blas_threads_spy == [], "the first product of a shape is the one-thread yardstick"
-    assert (40, 30, 20) in threads._blas_threads["one_thread_seconds"]
-    second = threads.matmul_on_every_lane(a, b)
+    for _ in range(threads.YARDSTICK_PRODUCTS):
+        np.testing.assert_allclose(threads.matmul_on_every_lane(a, b), a @ b, rtol=1e-12)
+    assert blas_threads_spy == [], "the first products of a shape are the one-thread yardstick"
+    assert len(threads._blas_threads["one_thread_seconds"][(40, 30, 20)]) == \
+        threads.YARDSTICK_PRODUCTS
+    threaded = threads.matmul_on_every_lane(a, b)
     assert blas_threads_spy[0] == 2 and blas_threads_spy[-1] == 1
     assert threads.blas_is_single_threaded(), "BLAS is held to one thread again after"
-    np.testing.assert_allclose(first, a @ b, rtol=1e-12)
-    np.testing.assert_allclose(second, a @ b, rtol=1e-12)
+    np.testing.assert_allclose(threaded, a @ b, rtol=1e-12)
 
 
 @needs_two_lanes
 def test_blas_threads_pause_after_slow_products_in_a_row(blas_threads_spy):
     a, b = operands()
-    threads._blas_threads["one_thread_seconds"][(40, 30, 20)] = 0.0  # any product is slower
+    # A yardstick of zero: every threaded product is slower.
+    threads._blas_threads["one_thread_seconds"][(40, 30, 20)] = [0.0] * threads.YARDSTICK_PRODUCTS
     for _ in range(threads.BLAS_THREADS_SLOW_IN_A_ROW):
         threads.matmul_on_every_lane(a, b)
     assert threads._blas_threads["paused_until"] > threads.time.monotonic()
