@@ -36,6 +36,22 @@ def resolve_padding(padding, spatial_shape, kernel_size, strides, dilation):
     raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
 
 
+def conv1d_as_conv2d(stride, padding, dilation):
+    """The conv2d arguments of a conv1d seen as a conv2d with height 1."""
+    return (1, *stride), ((0, 0), *padding), (1, *dilation)
+
+
 def pool1d_as_pool2d(pool, stride, padding):
     """The pool2d arguments of a pool1d seen as a pool2d with height 1."""
     return (1, *pool), (1, *stride), ((0, 0), *padding)
+
+
+def check_dense_shapes(x, w, bias=None):
+    """ValueError naming the shapes unless x (rows, features), w (features, units), bias (units,)."""
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[0]:
+        raise ValueError(
+            f"dense: x {x.shape} and w {w.shape} must be (rows, features) and "
+            "(features, units)"
+        )
+    if bias is not None and bias.shape != (w.shape[1],):
+        raise ValueError(f"dense: bias has shape {bias.shape}, expected ({w.shape[1]},)")

@@ -36,7 +36,8 @@ accept and refuse exactly the same arguments.
 import numpy as np
 from numba import njit
 
-from ..reference.conv import conv1d_as_conv2d, conv2d_output_size
+from .. import composed
+from ..reference.conv import conv2d_output_size
 from .elementwise import activation_code, activation_derivative_from_output, apply_activation
 from .threads import (BLAS_THREADED_CHUNK_BYTES, CACHE_CHUNK_BYTES, blas_on_one_thread,
                       can_share_out, for_each_chunk, lane_count)
@@ -452,40 +453,28 @@ def gradient_before_activation(grad_y_rows, y_rows, code, keep_every_pixel, grad
 
 
 def conv1d_forward(x, w, stride, padding, dilation):
-    """x (N, L, C) convolved with w (K, C, F) -> y (N, OL, F)."""
-    y = conv2d_forward(x[:, None], w[None], *conv1d_as_conv2d(stride, padding, dilation))
-    return y[:, 0]
+    """x (N, L, C) convolved with w (K, C, F) -> y (N, OL, F): conv2d on a height-1 view."""
+    return composed.conv1d_forward(conv2d_forward, x, w, stride, padding, dilation)
 
 
 def conv1d_backward_input(grad_y, w, x_shape, stride, padding, dilation):
-    batch, length, channels = x_shape
-    grad_x = conv2d_backward_input(
-        grad_y[:, None], w[None], (batch, 1, length, channels),
-        *conv1d_as_conv2d(stride, padding, dilation),
-    )
-    return grad_x[:, 0]
+    return composed.conv1d_backward_input(conv2d_backward_input, grad_y, w, x_shape, stride,
+                                          padding, dilation)
 
 
 def conv1d_backward_kernel(x, grad_y, w_shape, stride, padding, dilation):
-    grad_w = conv2d_backward_kernel(
-        x[:, None], grad_y[:, None], (1, *w_shape),
-        *conv1d_as_conv2d(stride, padding, dilation),
-    )
-    return grad_w[0]
+    return composed.conv1d_backward_kernel(conv2d_backward_kernel, x, grad_y, w_shape, stride,
+                                           padding, dilation)
 
 
 def conv1d_bias_activation_forward(x, w, bias, stride, padding, dilation, activation):
     """act(conv1d(x, w) + bias): x (N, L, C), w (K, C, F) -> y (N, OL, F)."""
-    y = conv2d_bias_activation_forward(x[:, None], w[None], bias,
-                                       *conv1d_as_conv2d(stride, padding, dilation), activation)
-    return y[:, 0]
+    return composed.conv1d_bias_activation_forward(conv2d_bias_activation_forward, x, w, bias,
+                                                   stride, padding, dilation, activation)
 
 
 def conv1d_bias_activation_backward(grad_y, y, x, w, stride, padding, dilation, activation,
                                     need_grad_x, need_grad_w):
-    grad_x, grad_w, grad_bias = conv2d_bias_activation_backward(
-        grad_y[:, None], y[:, None], x[:, None], w[None],
-        *conv1d_as_conv2d(stride, padding, dilation), activation, need_grad_x, need_grad_w,
-    )
-    return (None if grad_x is None else grad_x[:, 0],
-            None if grad_w is None else grad_w[0], grad_bias)
+    return composed.conv1d_bias_activation_backward(
+        conv2d_bias_activation_backward, grad_y, y, x, w, stride, padding, dilation, activation,
+        need_grad_x, need_grad_w)

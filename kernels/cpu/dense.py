@@ -10,7 +10,7 @@ own threads when more than one lane is allowed (`threads.matmul_on_every_lane`).
 """
 import numpy as np
 
-from ..reference.dense import check_dense_shapes
+from ..shapes import check_dense_shapes
 from .elementwise import (_bias_activation_backward_core, _bias_activation_forward_core,
                           activation_code)
 from .threads import matmul_on_every_lane

@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..reference.optim import check_one_of_each
+from ..composed import check_one_of_each
 
 # Cores that divide use Numba's error_model="numpy": the default ("python")
 # tests every divisor for zero so as to raise ZeroDivisionError, and that test

@@ -10,6 +10,7 @@ conv1d is conv2d on a view with a height of one.
 """
 import cupy
 
+from .. import composed
 from ..shapes import conv_output_length
 from .elementwise import bias_activation_backward, bias_activation_forward
 from .loader import contiguous, float_dtype, get_kernel, indices, launch_over_elements
@@ -119,32 +120,19 @@ def conv2d_backward_kernel(x, grad_y, w_shape, stride, padding, dilation):
     return grad_w.reshape(w_shape)
 
 
-def conv1d_as_conv2d(stride, padding, dilation):
-    """The conv2d arguments of a conv1d seen as a conv2d with height 1."""
-    return (1, *stride), ((0, 0), *padding), (1, *dilation)
-
-
 def conv1d_forward(x, w, stride, padding, dilation):
-    """x (N, L, C) convolved with w (K, C, F) -> y (N, OL, F)."""
-    y = conv2d_forward(x[:, None], w[None], *conv1d_as_conv2d(stride, padding, dilation))
-    return y[:, 0]
+    """x (N, L, C) convolved with w (K, C, F) -> y (N, OL, F): conv2d on a height-1 view."""
+    return composed.conv1d_forward(conv2d_forward, x, w, stride, padding, dilation)
 
 
 def conv1d_backward_input(grad_y, w, x_shape, stride, padding, dilation):
-    batch, length, channels = x_shape
-    grad_x = conv2d_backward_input(
-        grad_y[:, None], w[None], (batch, 1, length, channels),
-        *conv1d_as_conv2d(stride, padding, dilation),
-    )
-    return grad_x[:, 0]
+    return composed.conv1d_backward_input(conv2d_backward_input, grad_y, w, x_shape, stride,
+                                          padding, dilation)
 
 
 def conv1d_backward_kernel(x, grad_y, w_shape, stride, padding, dilation):
-    grad_w = conv2d_backward_kernel(
-        x[:, None], grad_y[:, None], (1, *w_shape),
-        *conv1d_as_conv2d(stride, padding, dilation),
-    )
-    return grad_w[0]
+    return composed.conv1d_backward_kernel(conv2d_backward_kernel, x, grad_y, w_shape, stride,
+                                           padding, dilation)
 
 
 # ----------------------------------------------------------------------------
@@ -154,35 +142,27 @@ def conv2d_bias_activation_forward(x, w, bias, stride, padding, dilation, activa
     """act(conv2d(x, w) + bias) -> y (N, OH, OW, F).
     Composed of the convolution and the bias + activation kernel; on the GPU
     the extra pass over y costs little next to the GEMM."""
-    y = conv2d_forward(x, w, stride, padding, dilation)
-    return bias_activation_forward(y, bias, activation)
+    return composed.conv2d_bias_activation_forward(conv2d_forward, bias_activation_forward, x, w,
+                                                   bias, stride, padding, dilation, activation)
 
 
 def conv2d_bias_activation_backward(grad_y, y, x, w, stride, padding, dilation, activation,
                                     need_grad_x, need_grad_w):
     """(grad_x, grad_w, grad_bias) of y = act(conv2d(x, w) + bias), read from y;
     grad_x (grad_w) is None unless need_grad_x (need_grad_w)."""
-    grad_conv, grad_bias = bias_activation_backward(grad_y, y, activation)
-    grad_x = grad_w = None
-    if need_grad_x:
-        grad_x = conv2d_backward_input(grad_conv, w, x.shape, stride, padding, dilation)
-    if need_grad_w:
-        grad_w = conv2d_backward_kernel(x, grad_conv, w.shape, stride, padding, dilation)
-    return grad_x, grad_w, grad_bias
+    return composed.conv2d_bias_activation_backward(
+        conv2d_backward_input, conv2d_backward_kernel, bias_activation_backward, grad_y, y, x, w,
+        stride, padding, dilation, activation, need_grad_x, need_grad_w)
 
 
 def conv1d_bias_activation_forward(x, w, bias, stride, padding, dilation, activation):
     """act(conv1d(x, w) + bias): x (N, L, C), w (K, C, F) -> y (N, OL, F)."""
-    y = conv2d_bias_activation_forward(x[:, None], w[None], bias,
-                                       *conv1d_as_conv2d(stride, padding, dilation), activation)
-    return y[:, 0]
+    return composed.conv1d_bias_activation_forward(conv2d_bias_activation_forward, x, w, bias,
+                                                   stride, padding, dilation, activation)
 
 
 def conv1d_bias_activation_backward(grad_y, y, x, w, stride, padding, dilation, activation,
                                     need_grad_x, need_grad_w):
-    grad_x, grad_w, grad_bias = conv2d_bias_activation_backward(
-        grad_y[:, None], y[:, None], x[:, None], w[None],
-        *conv1d_as_conv2d(stride, padding, dilation), activation, need_grad_x, need_grad_w,
-    )
-    return (None if grad_x is None else grad_x[:, 0],
-            None if grad_w is None else grad_w[0], grad_bias)
+    return composed.conv1d_bias_activation_backward(
+        conv2d_bias_activation_backward, grad_y, y, x, w, stride, padding, dilation, activation,
+        need_grad_x, need_grad_w)

@@ -10,7 +10,7 @@ import math
 import cupy
 import numpy as np
 
-from ..reference.optim import check_one_of_each
+from .. import composed
 from .loader import (
     check_shape,
     contiguous,
@@ -114,9 +114,8 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay
 
 def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, epsilon, step, weight_decay):
     """adam_update for each parameter of the lists in turn: one optimizer step."""
-    check_one_of_each(params, grads, ms, vs)
-    for param, grad, m, v in zip(params, grads, ms, vs):
-        adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay)
+    composed.adam_update_many(adam_update, params, grads, ms, vs, lr, beta1, beta2, epsilon,
+                              step, weight_decay)
 
 
 def rmsprop_update(param, grad, mean_square, lr, rho, epsilon):

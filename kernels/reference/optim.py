@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from .. import composed
+
 
 def sgd_update(param, grad, velocity, lr, momentum, nesterov):
     """Keras SGD: plain, with momentum, or with Nesterov momentum."""
@@ -39,19 +41,10 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay
     param -= alpha * m / (np.sqrt(v) + epsilon)
 
 
-
-def check_one_of_each(params, grads, ms, vs):
-    """ValueError unless the four lists of adam_update_many are equally long."""
-    if not len(params) == len(grads) == len(ms) == len(vs):
-        raise ValueError(f"adam_update_many: {len(params)} params, {len(grads)} grads, "
-                         f"{len(ms)} m and {len(vs)} v; give one of each per parameter")
-
-
 def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, epsilon, step, weight_decay):
     """adam_update for each parameter of the lists in turn: one optimizer step."""
-    check_one_of_each(params, grads, ms, vs)
-    for param, grad, m, v in zip(params, grads, ms, vs):
-        adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay)
+    composed.adam_update_many(adam_update, params, grads, ms, vs, lr, beta1, beta2, epsilon,
+                              step, weight_decay)
 
 
 def rmsprop_update(param, grad, mean_square, lr, rho, epsilon):
