@@ -72,8 +72,10 @@ def kernel_threads():
     (`numba.set_num_threads` sets how many). A step is a chain of small
     matrix products and Numba loops; BLAS's own threads meet at the end of
     every product and spin between them, taking the cores from the loop that
-    comes next (kernels/cpu/threads.py says more). With the other backends
-    it does nothing.
+    comes next (kernels/cpu/threads.py says more). The one exception is a
+    Dense layer's large product, which may take BLAS's threads for its own
+    call (`threads.matmul_on_every_lane`). With the other backends it does
+    nothing.
 
         with deepbreadth.kernel_threads():
             for x, y in loader:

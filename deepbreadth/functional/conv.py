@@ -15,7 +15,7 @@ import numbers
 from .. import backend
 from ..autograd import Function, Tensor
 from ..kernels.shapes import conv_output_length, resolve_padding
-from .nn import bias_activation, fused_activation_name
+from .nn import bias_activation, fused_activation_name, wrap_or_none
 
 
 # ----------------------------------------------------------------------------
@@ -141,10 +141,6 @@ class Convolution(Function):
                 x.data, grad.data, kernel.shape, *ctx.options)
             grad_kernel = Tensor._wrap(grad_kernel)
         return grad_x, grad_kernel
-
-
-def wrap_or_none(array):
-    return None if array is None else Tensor._wrap(array)
 
 
 def convolution(x, kernel, strides=1, padding="valid", dilation_rate=1, bias=None,

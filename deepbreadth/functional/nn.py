@@ -136,10 +136,11 @@ class DenseBiasActivation(Function):
             "dense_bias_activation_backward", grad.data)(
             grad.data, y.data, x.data, kernel.data, ctx.activation,
             ctx.needs_input_grad[0], ctx.needs_input_grad[1])
-        return _wrap_or_none(grad_x), _wrap_or_none(grad_kernel), Tensor._wrap(grad_bias)
+        return wrap_or_none(grad_x), wrap_or_none(grad_kernel), Tensor._wrap(grad_bias)
 
 
-def _wrap_or_none(array):
+def wrap_or_none(array):
+    """A kernel's optional gradient as a Tensor, None left as it is (not asked for)."""
     return None if array is None else Tensor._wrap(array)
 
 

@@ -340,7 +340,7 @@ def backpropagate(grad_y, x_shape, w_shape, stride, padding, dilation,
             # columns of a one-channel 3x3 kernel), two lanes running NumPy's
             # matmul at once took twice as long as one (they ran one after the
             # other); np.dot of the same shapes runs side by side
-            # (benchmarks/NOTES.md, "W2 at two threads").
+            # (benchmarks/NOTES.md, "Fourth round", 7).
             np.dot(cols[:kept].T, grad_rows, out=sums.product)
             sums.kernel += sums.product
         if w is not None:
