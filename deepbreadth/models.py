@@ -1198,8 +1198,18 @@ class Sequential(Model):
         if not self._layers:
             raise ValueError(
                 f"Sequential model '{self.name}' has no layers; add some with .add(layer)")
-        for layer in self._layers:
-            inputs = layer(inputs, training=training)
+        layers = self._layers
+        position = 0
+        while position < len(layers):
+            layer = layers[position]
+            following = layers[position + 1] if position + 1 < len(layers) else None
+            if following is not None and layer.fuses_with(following):
+                # Two layers as one op, e.g. Conv2D + MaxPooling2D (Layer.fuses_with).
+                inputs = layer(inputs, followed_by=following)
+                position += 2
+            else:
+                inputs = layer(inputs, training=training)
+                position += 1
         return inputs
 
     def get_config(self):

@@ -7,7 +7,7 @@ calls differ.  So it lives here, taking those kernels as its first arguments,
 and each set's contract function is one call that names the kernels it is made
 of.  Arrays only, NumPy or CuPy: nothing here looks at the device.
 """
-from .shapes import check_dense_shapes, conv1d_as_conv2d
+from .shapes import check_dense_shapes, conv1d_as_conv2d, conv_output_length
 
 
 # --- conv1d as conv2d on a height-1 view --------------------------------------
@@ -70,6 +70,49 @@ def conv2d_bias_activation_backward(conv2d_backward_input, conv2d_backward_kerne
     """(grad_x, grad_w, grad_bias) of y = act(conv2d(x, w) + bias), read from y;
     grad_x (grad_w) is None unless need_grad_x (need_grad_w)."""
     grad_conv, grad_bias = bias_activation_backward(grad_y, y, activation)
+    grad_x = grad_w = None
+    if need_grad_x:
+        grad_x = conv2d_backward_input(grad_conv, w, x.shape, stride, padding, dilation)
+    if need_grad_w:
+        grad_w = conv2d_backward_kernel(x, grad_conv, w.shape, stride, padding, dilation)
+    return grad_x, grad_w, grad_bias
+
+
+# --- a convolution and the max pool that follows it --------------------------
+
+
+def conv2d_output_shape(x_shape, w_shape, stride, padding, dilation):
+    """(N, OH, OW, F) of conv2d(x, w): the shape of what a fused max pool reads."""
+    output_size = tuple(conv_output_length(n, k, s, before, after, d)
+                        for n, k, s, (before, after), d in zip(x_shape[1:3], w_shape[:2], stride,
+                                                              padding, dilation))
+    return (x_shape[0], *output_size, w_shape[3])
+
+
+def conv2d_bias_activation_max_pool2d_forward(conv2d_bias_activation_forward, max_pool2d_forward,
+                                              x, w, bias, stride, padding, dilation, activation,
+                                              pool, pool_stride, pool_padding):
+    """max_pool2d(act(conv2d(x, w) + bias)) -> (y, argmax), as max_pool2d_forward
+    returns them: the fused convolution, then the pool."""
+    conv_y = conv2d_bias_activation_forward(x, w, bias, stride, padding, dilation, activation)
+    return max_pool2d_forward(conv_y, pool, pool_stride, pool_padding)
+
+
+def conv2d_bias_activation_max_pool2d_backward(conv2d_backward_input, conv2d_backward_kernel,
+                                               bias_activation_backward, max_pool2d_backward,
+                                               grad_y, y, argmax, x, w, stride, padding,
+                                               dilation, activation, pool, pool_stride,
+                                               pool_padding, need_grad_x, need_grad_w):
+    """(grad_x, grad_w, grad_bias) of y = max_pool2d(act(conv2d(x, w) + bias)).
+
+    The convolution's output was never kept, and need not be: each pooled value
+    is its winner's activated value, so act' at the winner reads from y itself.
+    g = grad_y * act'(y) goes to the winners (the pool's backward); every other
+    pixel of the convolution gets no gradient.  grad_bias sums g.
+    """
+    g, grad_bias = bias_activation_backward(grad_y, y, activation)
+    conv_shape = conv2d_output_shape(x.shape, w.shape, stride, padding, dilation)
+    grad_conv = max_pool2d_backward(g, argmax, conv_shape, pool, pool_stride, pool_padding)
     grad_x = grad_w = None
     if need_grad_x:
         grad_x = conv2d_backward_input(grad_conv, w, x.shape, stride, padding, dilation)

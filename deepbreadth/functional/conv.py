@@ -85,6 +85,21 @@ def check_rank(op, x, spatial_dims):
         )
 
 
+def pool_options(op, spatial_shape, pool_size, strides, padding):
+    """Check a pool's arguments over inputs of this spatial shape -> (pool_size,
+    strides, padding pairs)."""
+    spatial_dims = len(spatial_shape)
+    pool_size = normalize_tuple(pool_size, spatial_dims, "pool_size")
+    # Keras: strides=None means windows side by side, strides equal to the pool size.
+    strides = pool_size if strides is None else normalize_tuple(strides, spatial_dims, "strides")
+    padding = normalize_padding(padding)
+    no_dilation = (1,) * spatial_dims
+    pairs = padding_pairs(padding, spatial_shape, pool_size, strides, no_dilation)
+    window_output_shape(op, spatial_shape, pool_size, strides, pairs, no_dilation, padding,
+                        window_name="pool window")
+    return pool_size, strides, pairs
+
+
 # ----------------------------------------------------------------------------
 # The convolution
 # ----------------------------------------------------------------------------
@@ -152,6 +167,16 @@ def convolution(x, kernel, strides=1, padding="valid", dilation_rate=1, bias=Non
     sigmoid) become the convolution's epilogue, one op; any other activation
     runs as its own op after it.
     """
+    options, _ = convolution_options(x, kernel, bias, strides, padding, dilation_rate)
+    fused_name = fused_activation_name(activation)
+    if bias is not None and fused_name is not None:
+        return Convolution.apply(x, kernel, bias, activation=fused_name, **options)
+    return bias_activation(Convolution.apply(x, kernel, **options), bias, activation)
+
+
+def convolution_options(x, kernel, bias, strides, padding, dilation_rate):
+    """Check a convolution's arguments -> ({strides, padding pairs, dilation}, the
+    output's spatial shape)."""
     spatial_dims = kernel.ndim - 2
     op = f"conv{spatial_dims}d"
     check_rank(op, x, spatial_dims)
@@ -172,13 +197,9 @@ def convolution(x, kernel, strides=1, padding="valid", dilation_rate=1, bias=Non
     window = tuple(kernel.shape[:spatial_dims])
     spatial_shape = tuple(x.shape[1:-1])
     pairs = padding_pairs(padding, spatial_shape, window, strides, dilation)
-    window_output_shape(op, spatial_shape, window, strides, pairs, dilation, padding,
-                        window_name="kernel")
-    options = {"strides": strides, "padding": pairs, "dilation": dilation}
-    fused_name = fused_activation_name(activation)
-    if bias is not None and fused_name is not None:
-        return Convolution.apply(x, kernel, bias, activation=fused_name, **options)
-    return bias_activation(Convolution.apply(x, kernel, **options), bias, activation)
+    output_shape = window_output_shape(op, spatial_shape, window, strides, pairs, dilation,
+                                       padding, window_name="kernel")
+    return {"strides": strides, "padding": pairs, "dilation": dilation}, output_shape
 
 
 def conv1d(x, kernel, strides=1, padding="valid", dilation_rate=1):

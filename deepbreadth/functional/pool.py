@@ -5,11 +5,15 @@ input's rank picks the kernels `max_pool1d_*` or `max_pool2d_*`. Max pooling
 keeps the index of each window's winner, so its backward sends the gradient
 straight there; average pooling shares each window's gradient among the
 real (unpadded) elements of the window, as Keras does for 'same'.
+
+A convolution and the max pool after it can also run as one op
+(`conv2d_max_pool2d`, ConvolutionMaxPool): what a Sequential model does for
+a Conv2D layer followed by a MaxPooling2D layer.
 """
 from .. import backend
 from ..autograd import Function, Tensor
-from .conv import check_rank, normalize_padding, normalize_tuple, padding_pairs, \
-    window_output_shape
+from .conv import check_rank, convolution, convolution_options, pool_options
+from .nn import fused_activation_name, wrap_or_none
 
 
 class MaxPool(Function):
@@ -52,15 +56,8 @@ class AvgPool(Function):
 def _pool(function, op, x, pool_size, strides, padding, spatial_dims):
     """Check and resolve the pooling arguments, then apply `function`."""
     check_rank(op, x, spatial_dims)
-    pool_size = normalize_tuple(pool_size, spatial_dims, "pool_size")
-    # Keras: strides=None means windows side by side, strides equal to the pool size.
-    strides = pool_size if strides is None else normalize_tuple(strides, spatial_dims, "strides")
-    padding = normalize_padding(padding)
-    no_dilation = (1,) * spatial_dims
-    spatial_shape = tuple(x.shape[1:-1])
-    pairs = padding_pairs(padding, spatial_shape, pool_size, strides, no_dilation)
-    window_output_shape(op, spatial_shape, pool_size, strides, pairs, no_dilation, padding,
-                        window_name="pool window")
+    pool_size, strides, pairs = pool_options(op, tuple(x.shape[1:-1]), pool_size, strides,
+                                             padding)
     return function.apply(x, pool_size=pool_size, strides=strides, padding=pairs)
 
 
@@ -82,6 +79,71 @@ def avg_pool1d(x, pool_size=2, strides=None, padding="valid"):
 def avg_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
     """x (N, H, W, C) -> (N, OH, OW, C): the mean of each window's real elements."""
     return _pool(AvgPool, "avg_pool2d", x, pool_size, strides, padding, spatial_dims=2)
+
+
+# ----------------------------------------------------------------------------
+# A convolution and the max pool after it, as one op
+# ----------------------------------------------------------------------------
+class ConvolutionMaxPool(Function):
+    """y = max_pool2d(act(conv2d(x, kernel) + bias)): a Conv2D layer and the
+    MaxPooling2D layer after it, in one op.
+
+    Why: the convolution's output is the largest array of a CNN (11 MB in the
+    MNIST CNN's first layer) and the pool reads it once and keeps a quarter.
+    In one op, the Numba kernel pools each chunk of it while it is in the
+    cache, and the whole output is never written to memory.  Nor is it kept
+    for the backward: a pooled value is its window's winner, so y and the
+    winners' positions (argmax) say all the backward needs, act' included.
+
+    The activation is applied before the max, as the two layers apply it, so
+    both ways give the same y, and the same winners.
+    """
+    once_differentiable = True
+
+    @staticmethod
+    def forward(ctx, x, kernel, bias, *, strides, padding, dilation, activation, pool_size,
+                pool_strides, pool_padding):
+        ctx.options = (strides, padding, dilation, activation, pool_size, pool_strides,
+                       pool_padding)
+        y, argmax = backend.kernel("conv2d_bias_activation_max_pool2d_forward", x)(
+            x, kernel, bias, strides, padding, dilation, activation, pool_size, pool_strides,
+            pool_padding)
+        ctx.save_for_backward(x, kernel, y, argmax)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, kernel, y, argmax = ctx.saved_tensors
+        grad_x, grad_kernel, grad_bias = backend.kernel(
+            "conv2d_bias_activation_max_pool2d_backward", grad.data)(
+            grad.data, y.data, argmax.data, x.data, kernel.data, *ctx.options,
+            ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        return wrap_or_none(grad_x), wrap_or_none(grad_kernel), Tensor._wrap(grad_bias)
+
+
+def conv2d_max_pool2d(x, kernel, bias, strides=1, padding="valid", dilation_rate=1,
+                      activation=None, pool_size=(2, 2), pool_strides=None,
+                      pool_padding="valid"):
+    """max_pool2d(activation(conv2d(x, kernel) + bias)): x (N, H, W, C), kernel
+    (KH, KW, C, F), bias (F,) -> (N, PH, PW, F).
+
+    The arguments are those of conv2d and max_pool2d (pool_size, pool_strides,
+    pool_padding).  One op when the kernels can fuse the activation (linear,
+    relu, tanh, sigmoid); otherwise the convolution and the pool in turn.
+    """
+    if kernel.ndim != 4:
+        raise ValueError(f"conv2d_max_pool2d expects a kernel (KH, KW, C, F), got shape "
+                         f"{tuple(kernel.shape)}")
+    fused_name = fused_activation_name(activation)
+    if fused_name is None:
+        y = convolution(x, kernel, strides, padding, dilation_rate, bias, activation)
+        return max_pool2d(y, pool_size, pool_strides, pool_padding)
+    options, conv_shape = convolution_options(x, kernel, bias, strides, padding, dilation_rate)
+    pool_size, pool_strides, pool_pairs = pool_options("max_pool2d", conv_shape, pool_size,
+                                                       pool_strides, pool_padding)
+    return ConvolutionMaxPool.apply(x, kernel, bias, activation=fused_name, **options,
+                                    pool_size=pool_size, pool_strides=pool_strides,
+                                    pool_padding=pool_pairs)
 
 
 # ----------------------------------------------------------------------------

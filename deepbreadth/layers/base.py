@@ -295,6 +295,17 @@ class Layer:
     def call(self, inputs, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define call()")
 
+    def fuses_with(self, next_layer):
+        """True when this layer and `next_layer`, applied one after the other, can
+        run as one op: then `self(inputs, followed_by=next_layer)` returns what
+        `next_layer(self(inputs))` would.  Sequential models ask it of each pair
+        of neighbours (Conv2D answers for a MaxPooling2D after it); no layer
+        fuses by default."""
+        return False
+
+    def _has_hooks(self):
+        return bool(self._forward_hooks or self._backward_hooks)
+
     def _build_once(self, inputs):
         if self.built:
             return

@@ -5,9 +5,11 @@ kernel has Keras's shape (kernel_size..., input channels, filters).
 """
 from .. import functional as F
 from ..functional.conv import convolution, normalize_padding, normalize_tuple
+from ..functional.nn import fused_activation_name
 from .base import Layer
 from .core import (errors_named_after, resolve_initializer, serialize_activation,
                    serialize_initializer)
+from .pooling import MaxPooling2D
 
 
 class Conv(Layer):
@@ -66,7 +68,9 @@ class Conv(Layer):
         if self.use_bias:
             self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer)
 
-    def call(self, inputs):
+    def call(self, inputs, followed_by=None):
+        """The layer's output; given `followed_by` (a MaxPooling2D for which
+        fuses_with is True), that layer's output, in one op."""
         self._check_rank(inputs.shape)
         channels = self.kernel.shape[-2]
         if inputs.shape[-1] != channels:
@@ -76,9 +80,25 @@ class Conv(Layer):
                 "a layer's channel count cannot change after its first call"
             )
         with errors_named_after(self):
+            if followed_by is not None:
+                return F.conv2d_max_pool2d(
+                    inputs, self.kernel, self.bias, self.strides, self.padding,
+                    self.dilation_rate, self.activation, followed_by.pool_size,
+                    followed_by.strides, followed_by.padding)
             outputs = convolution(inputs, self.kernel, self.strides, self.padding,
                                   self.dilation_rate, bias=self.bias, activation=self.activation)
         return outputs
+
+    def fuses_with(self, next_layer):
+        """A Conv2D with a bias and an activation the kernels fuse, and a
+        MaxPooling2D after it, run as one op (F.conv2d_max_pool2d): the
+        convolution's output, the largest array of a CNN, is then never
+        written out whole.  A hook on either layer wants to see that output,
+        so a hook turns fusion off."""
+        return (self.spatial_dims == 2 and isinstance(next_layer, MaxPooling2D)
+                and self.use_bias and fused_activation_name(self.activation) is not None
+                and next_layer.dtype == self.dtype
+                and not self._has_hooks() and not next_layer._has_hooks())
 
     def get_config(self):
         return {

@@ -210,6 +210,17 @@ def over_the_lanes(batch, elements, pool_images):
                    lanes)
 
 
+def max_pool_core_for(x_shape, output_size, pool, stride, padding):
+    """core(x, y, argmax): the max pooling loop for this geometry, over any run of
+    whole images.  The 2x2 loop serves the layer's default, 2x2 windows side by
+    side and unpadded; the general loop every other geometry."""
+    pool, stride, pad_before = as_ints(pool), as_ints(stride), as_ints(p[0] for p in padding)
+    windows_inside = 2 * output_size[0] <= x_shape[1] and 2 * output_size[1] <= x_shape[2]
+    if pool == (2, 2) and stride == (2, 2) and pad_before == (0, 0) and windows_inside:
+        return max_pool2x2_core
+    return lambda x, y, argmax: max_pool2d_core(x, pool, stride, pad_before, y, argmax)
+
+
 def max_pool2d_forward(x, pool, stride, padding):
     """x (N, H, W, C) -> (y, argmax), both (N, OH, OW, C); argmax = h * W + w."""
     output_size = pool2d_output_size(x.shape, pool, stride, padding)
@@ -218,15 +229,11 @@ def max_pool2d_forward(x, pool, stride, padding):
     shape = (x.shape[0], *output_size, x.shape[3])
     y = np.empty(shape, dtype=dtype)
     argmax = np.empty(shape, dtype=np.int64)
-    pool, stride, pad_before = as_ints(pool), as_ints(stride), as_ints(p[0] for p in padding)
-    windows_inside = 2 * output_size[0] <= x.shape[1] and 2 * output_size[1] <= x.shape[2]
-    if pool == (2, 2) and stride == (2, 2) and pad_before == (0, 0) and windows_inside:
-        def pool_images(start, stop):
-            max_pool2x2_core(x[start:stop], y[start:stop], argmax[start:stop])
-    else:
-        def pool_images(start, stop):
-            max_pool2d_core(x[start:stop], pool, stride, pad_before, y[start:stop],
-                            argmax[start:stop])
+    core = max_pool_core_for(x.shape, output_size, pool, stride, padding)
+
+    def pool_images(start, stop):
+        core(x[start:stop], y[start:stop], argmax[start:stop])
+
     over_the_lanes(x.shape[0], x.size, pool_images)
     return y, argmax
 

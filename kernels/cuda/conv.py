@@ -13,6 +13,7 @@ import cupy
 from .. import composed
 from ..shapes import conv_output_length
 from .elementwise import bias_activation_backward, bias_activation_forward
+from .pool import max_pool2d_backward, max_pool2d_forward
 from .loader import contiguous, float_dtype, get_kernel, indices, launch_over_elements
 
 CUDA_FILE = "conv.cu"
@@ -166,3 +167,26 @@ def conv1d_bias_activation_backward(grad_y, y, x, w, stride, padding, dilation, 
     return composed.conv1d_bias_activation_backward(
         conv2d_bias_activation_backward, grad_y, y, x, w, stride, padding, dilation, activation,
         need_grad_x, need_grad_w)
+
+
+# ----------------------------------------------------------------------------
+# A convolution and the max pool that follows it, as one kernel
+# ----------------------------------------------------------------------------
+def conv2d_bias_activation_max_pool2d_forward(x, w, bias, stride, padding, dilation, activation,
+                                              pool, pool_stride, pool_padding):
+    """max_pool2d(act(conv2d(x, w) + bias)) -> (y, argmax), argmax indexing the
+    convolution's output plane.  Composed of the fused convolution and the pool kernels."""
+    return composed.conv2d_bias_activation_max_pool2d_forward(
+        conv2d_bias_activation_forward, max_pool2d_forward, x, w, bias, stride, padding,
+        dilation, activation, pool, pool_stride, pool_padding)
+
+
+def conv2d_bias_activation_max_pool2d_backward(grad_y, y, argmax, x, w, stride, padding,
+                                               dilation, activation, pool, pool_stride,
+                                               pool_padding, need_grad_x, need_grad_w):
+    """(grad_x, grad_w, grad_bias) of y = max_pool2d(act(conv2d(x, w) + bias)), from
+    the pooled y and its argmax; grad_x (grad_w) is None unless asked for."""
+    return composed.conv2d_bias_activation_max_pool2d_backward(
+        conv2d_backward_input, conv2d_backward_kernel, bias_activation_backward,
+        max_pool2d_backward, grad_y, y, argmax, x, w, stride, padding, dilation, activation,
+        pool, pool_stride, pool_padding, need_grad_x, need_grad_w)

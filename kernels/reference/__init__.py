@@ -14,6 +14,8 @@ from .conv import (
     conv2d_bias_activation_backward,
     conv1d_bias_activation_forward,
     conv1d_bias_activation_backward,
+    conv2d_bias_activation_max_pool2d_forward,
+    conv2d_bias_activation_max_pool2d_backward,
 )
 from .pool import (
     max_pool2d_forward,
@@ -73,6 +75,8 @@ __all__ = [
     "conv2d_bias_activation_backward",
     "conv1d_bias_activation_forward",
     "conv1d_bias_activation_backward",
+    "conv2d_bias_activation_max_pool2d_forward",
+    "conv2d_bias_activation_max_pool2d_backward",
     # pool
     "max_pool2d_forward",
     "max_pool2d_backward",
