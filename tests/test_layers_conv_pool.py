@@ -140,6 +140,110 @@ def test_conv2d_bias_and_activation_fuse_into_the_convolution(options, ops):
     assert [(record.op, len(record.input_shapes)) for record in recorded.ops] == ops
 
 
+# ----------------------------------------------------------------------------
+# Conv2D followed by MaxPooling2D: one op in a Sequential model
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("pool_options, conv_options", [
+    (dict(pool_size=2), dict(activation="relu")),
+    (dict(pool_size=2), dict(activation="relu", padding="same")),
+    (dict(pool_size=3, strides=2, padding="same"), dict(activation="tanh")),
+    (dict(pool_size=(2, 3), strides=1), dict(activation=None, strides=2)),
+])
+def test_conv2d_max_pool2d_op_gradients(backend_name, pool_options, conv_options):
+    conv = Conv2D(3, 2, **conv_options, dtype="float64")
+    x = random(2, 7, 6, 2)
+    conv(x)  # build
+
+    def fused(inputs, kernel, bias):
+        return F.conv2d_max_pool2d(
+            inputs, kernel, bias, conv.strides, conv.padding, activation=conv.activation,
+            pool_size=pool_options["pool_size"], pool_strides=pool_options.get("strides"),
+            pool_padding=pool_options.get("padding", "valid"))
+
+    assert db.gradcheck(fused, [x, conv.kernel, conv.bias])
+
+
+def conv_pool_model(activation="relu", seed=0):
+    db.keras.utils.set_random_seed(seed)
+    return db.keras.models.Sequential([
+        db.keras.layers.Input((9, 8, 2), dtype="float64"),
+        Conv2D(4, 3, activation=activation, dtype="float64"), MaxPooling2D(2, dtype="float64"),
+        Conv2D(3, 2, activation=activation, dtype="float64"), MaxPooling2D(2, dtype="float64"),
+        db.keras.layers.Flatten(dtype="float64"), db.keras.layers.Dense(2, dtype="float64"),
+    ])
+
+
+def output_and_gradients(model, x, one_layer_at_a_time):
+    """The model's output and the gradients of its weights, the layers run as the
+    model runs them or, with fusion out of the way, one call per layer."""
+    for weight in model.weights:
+        weight.grad = None
+    if one_layer_at_a_time:
+        y = x  # an array: the first layer moves it to its weights' device
+        for layer in model.layers:
+            y = layer(y)
+    else:
+        y = model(x)
+    (y * y).sum().backward()
+    return y.numpy(), [weight.grad.numpy() for weight in model.weights]
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_sequential_runs_conv_and_max_pool_as_one_op(backend_name, activation):
+    """The fused op gives what the two layers give one after the other: the same
+    output and the same weight gradients; the trace shows one op per pair."""
+    from deepbreadth.tracer import trace
+
+    model = conv_pool_model(activation)
+    # Values a float32 holds exactly: the model (float32 by default) casts its
+    # input before the float64 layers cast it back.
+    x = random(3, 9, 8, 2).astype(np.float32).astype(np.float64)
+    fused = output_and_gradients(model, x, one_layer_at_a_time=False)
+    separate = output_and_gradients(model, x, one_layer_at_a_time=True)
+    np.testing.assert_allclose(fused[0], separate[0], rtol=1e-12, atol=1e-12)
+    for found, expected in zip(fused[1], separate[1]):
+        np.testing.assert_allclose(found, expected, rtol=1e-10, atol=1e-12)
+    with trace() as recorded:
+        model(x)
+    ops = [record.op for record in recorded.ops if record.op != "AsType"]
+    assert ops[:2] == ["ConvolutionMaxPool", "ConvolutionMaxPool"]
+    assert "MaxPool" not in ops
+
+
+def test_a_hook_or_an_unfused_activation_keeps_the_layers_apart():
+    """A forward hook on the convolution must see its own output, and an
+    activation the kernels cannot fuse (elu) leaves the convolution and the
+    pool as they were: the trace shows the pool again."""
+    from deepbreadth.tracer import trace
+
+    x = random(2, 9, 8, 2)
+    model = conv_pool_model()
+    seen = []
+    handle = model.layers[0].register_forward_hook(
+        lambda layer, inputs, outputs: seen.append(outputs.shape))
+    with trace() as recorded:
+        model(x)
+    handle.remove()
+    assert seen == [(2, 7, 6, 4)]
+    ops = [record.op for record in recorded.ops if record.op != "AsType"]
+    assert ops[:3] == ["Convolution", "MaxPool", "ConvolutionMaxPool"]
+    with trace() as recorded:
+        conv_pool_model("elu")(x)
+    assert "MaxPool" in [record.op for record in recorded.ops]
+    assert "ConvolutionMaxPool" not in [record.op for record in recorded.ops]
+
+
+def test_fuses_with_names_its_conditions():
+    conv = Conv2D(2, 3, activation="relu")
+    assert conv.fuses_with(MaxPooling2D(2))
+    assert not conv.fuses_with(AveragePooling2D(2))
+    assert not Conv2D(2, 3, activation="relu", use_bias=False).fuses_with(MaxPooling2D(2))
+    assert not Conv2D(2, 3, activation="elu").fuses_with(MaxPooling2D(2))
+    assert not conv.fuses_with(MaxPooling2D(2, dtype="float64"))
+    assert not Conv1D(2, 3).fuses_with(MaxPooling1D(2))
+    assert not MaxPooling2D(2).fuses_with(conv)
+
+
 @pytest.mark.parametrize("options", [
     dict(filters=2, kernel_size=3, activation="tanh"),
     dict(filters=2, kernel_size=2, padding="same", strides=2),

@@ -12,6 +12,7 @@ from conftest import assert_close
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from deepbreadth.kernels.reference.conv import conv2d_output_size
 from deepbreadth.kernels.shapes import resolve_padding
 
 # The `candidate` fixture holds no state, so reusing it across examples is safe.
@@ -229,6 +230,144 @@ def test_cpu_conv_in_many_chunks_with_poisoned_scratch(reference, monkeypatch, c
                  np.float32, "unfused grad_x")
     assert_close(unfused[1], reference.conv2d_backward_kernel(x, grad_y, w.shape, *geometry),
                  np.float32, "unfused grad_w")
+
+
+# ------------------------------------------------------- a convolution and its max pool
+
+@st.composite
+def pool_after(draw, conv_output_size):
+    """(pool, pool_stride, pool_padding) of a max pool over a conv output of this size."""
+    pool = tuple(draw(st.integers(1, min(3, n))) for n in conv_output_size)
+    pool_stride = tuple(draw(st.integers(1, 3)) for _ in conv_output_size)
+    padding_kind = draw(st.sampled_from(["valid", "same"]))
+    pool_padding = resolve_padding(padding_kind, conv_output_size, pool, pool_stride, (1, 1))
+    return pool, pool_stride, pool_padding
+
+
+def check_conv_pool_against_reference(candidate, reference, x, w, geometry, rng, activation,
+                                      pooling, need_grad_x, need_grad_w):
+    """conv2d_bias_activation_max_pool2d_forward/backward agree with the reference."""
+    dtype = x.dtype
+    bias = rng.standard_normal(w.shape[-1]).astype(dtype)
+    expected_y, expected_argmax = reference.conv2d_bias_activation_max_pool2d_forward(
+        x, w, bias, *geometry, activation, *pooling)
+    as_device = candidate.asarray
+    y, argmax = candidate.to_numpy(candidate.conv2d_bias_activation_max_pool2d_forward(
+        as_device(x), as_device(w), as_device(bias), *geometry, activation, *pooling))
+    assert y.dtype == dtype
+    assert_close(y, expected_y, dtype, f"{activation} forward")
+    np.testing.assert_array_equal(argmax, expected_argmax)
+
+    grad_y = rng.standard_normal(y.shape).astype(dtype)
+    expected = reference.conv2d_bias_activation_max_pool2d_backward(
+        grad_y, expected_y, expected_argmax, x, w, *geometry, activation, *pooling, need_grad_x,
+        need_grad_w)
+    found = candidate.conv2d_bias_activation_max_pool2d_backward(
+        as_device(grad_y), as_device(expected_y), as_device(expected_argmax), as_device(x),
+        as_device(w), *geometry, activation, *pooling, need_grad_x, need_grad_w)
+    for name, value, wanted, expected_value in zip(
+            ("grad_x", "grad_w", "grad_bias"), found, (need_grad_x, need_grad_w, True), expected):
+        if not wanted:
+            assert value is None and expected_value is None, f"{name} was not asked for"
+            continue
+        value = candidate.to_numpy(value)
+        assert value.dtype == dtype
+        assert_close(value, expected_value, dtype, f"{activation} {name}")
+
+
+@given_with_fixtures
+@given(case=conv_cases(spatial_axes=2), activation=st.sampled_from(ACTIVATIONS),
+       needs=st.sampled_from([(True, True), (False, True), (True, False)]), data=st.data())
+def test_conv2d_bias_activation_max_pool2d_matches_reference(candidate, reference, case,
+                                                             activation, needs, data):
+    x, w, geometry, rng = case
+    conv_size = conv2d_output_size(x.shape, w.shape, *geometry)
+    pooling = data.draw(pool_after(conv_size))
+    check_conv_pool_against_reference(candidate, reference, x, w, geometry, rng, activation,
+                                      pooling, *needs)
+
+
+@pytest.mark.parametrize("size", [(6, 8), (7, 5)])
+def test_conv2d_max_pool2d_layers_default_pool(candidate, reference, size):
+    """The layers' default: 2x2 windows side by side (the Numba set writes the
+    backward's gradient window by window there), even and odd output sizes."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, *size, 2))
+    w = rng.standard_normal((3, 3, 2, 5))
+    geometry = ((1, 1), ((1, 1), (1, 1)), (1, 1))
+    pooling = ((2, 2), (2, 2), ((0, 0), (0, 0)))
+    check_conv_pool_against_reference(candidate, reference, x, w, geometry, rng, "relu",
+                                      pooling, True, True)
+
+
+def test_reference_conv_pool_is_the_fused_conv_then_the_pool(reference):
+    """The kernel's specification, spelled out with the separate kernels: the
+    forward is the pool of the fused convolution; backward, g = grad_y * act'(y)
+    goes to the winners and then back through the convolution."""
+    rng = np.random.default_rng(8)
+    x, w, bias = (rng.standard_normal(shape) for shape in ((2, 7, 6, 3), (3, 2, 3, 4), (4,)))
+    geometry = ((1, 1), ((1, 1), (0, 1)), (1, 1))
+    pooling = ((2, 2), (2, 1), ((0, 0), (0, 0)))
+    conv_y = reference.conv2d_bias_activation_forward(x, w, bias, *geometry, "tanh")
+    y, argmax = reference.conv2d_bias_activation_max_pool2d_forward(x, w, bias, *geometry,
+                                                                    "tanh", *pooling)
+    expected_y, expected_argmax = reference.max_pool2d_forward(conv_y, *pooling)
+    np.testing.assert_array_equal(y, expected_y)
+    np.testing.assert_array_equal(argmax, expected_argmax)
+    grad_y = rng.standard_normal(y.shape)
+    found = reference.conv2d_bias_activation_max_pool2d_backward(
+        grad_y, y, argmax, x, w, *geometry, "tanh", *pooling, True, True)
+    grad_conv_y = reference.max_pool2d_backward(grad_y, argmax, conv_y.shape, *pooling)
+    expected = reference.conv2d_bias_activation_backward(grad_conv_y, conv_y, x, w, *geometry,
+                                                         "tanh", True, True)
+    for value, expected_value in zip(found, expected):
+        np.testing.assert_allclose(value, expected_value, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("channels", [1, 6])
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_cpu_conv_pool_in_many_chunks_with_poisoned_scratch(reference, monkeypatch, channels,
+                                                            lanes):
+    """As the test above, for the convolution with its max pool: one image per
+    chunk, over the lanes, scratch buffers that start as NaN or -1."""
+    import numba
+
+    from deepbreadth.kernels import cpu
+    from deepbreadth.kernels.cpu import conv as cpu_conv
+
+    monkeypatch.setattr(cpu_conv, "CACHE_CHUNK_BYTES", 1)
+    real_buffer = cpu_conv.LaneSums.buffer
+
+    def poisoned_buffer(self, name, shape, dtype=None):
+        array = real_buffer(self, name, shape, dtype)
+        array[...] = -1 if array.dtype.kind == "i" else np.nan
+        return array
+
+    monkeypatch.setattr(cpu_conv.LaneSums, "buffer", poisoned_buffer)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((5, 8, 7, channels)).astype(np.float32)
+    w = rng.standard_normal((3, 2, channels, 4)).astype(np.float32)
+    bias = rng.standard_normal(4).astype(np.float32)
+    geometry = ((1, 1), ((1, 1), (0, 1)), (1, 1))
+    pooling = ((2, 2), (2, 2), ((0, 0), (0, 0)))
+    previous_lanes = numba.get_num_threads()
+    numba.set_num_threads(min(lanes, numba.config.NUMBA_NUM_THREADS))
+    try:
+        y, argmax = cpu.conv2d_bias_activation_max_pool2d_forward(x, w, bias, *geometry, "relu",
+                                                                  *pooling)
+        grad_y = rng.standard_normal(y.shape).astype(np.float32)
+        found = cpu.conv2d_bias_activation_max_pool2d_backward(
+            grad_y, y, argmax, x, w, *geometry, "relu", *pooling, True, True)
+    finally:
+        numba.set_num_threads(previous_lanes)
+    expected_y, expected_argmax = reference.conv2d_bias_activation_max_pool2d_forward(
+        x, w, bias, *geometry, "relu", *pooling)
+    assert_close(y, expected_y, np.float32, "forward")
+    np.testing.assert_array_equal(argmax, expected_argmax)
+    expected = reference.conv2d_bias_activation_max_pool2d_backward(
+        grad_y, y, argmax, x, w, *geometry, "relu", *pooling, True, True)
+    for name, value, expected_value in zip(("grad_x", "grad_w", "grad_bias"), found, expected):
+        assert_close(value, expected_value, np.float32, name)
 
 
 # ---------------------------------------------------------------- independent oracles
