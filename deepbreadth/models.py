@@ -232,6 +232,25 @@ def _input_specs_from_shape(input_shape, dtype):
 # ----------------------------------------------------------------------------
 # The functional graph
 # ----------------------------------------------------------------------------
+def _fusable_calls(calls, outputs):
+    """Positions i in `calls` where call i could run with call i + 1 as one op
+    (Layer.fuses_with decides when the model runs): call i has one output, it
+    is call i + 1's only argument, nothing else reads it, and the model does
+    not return it."""
+    readers = {}
+    for call in calls:
+        for tensor in call.symbolic_inputs():
+            readers[id(tensor)] = readers.get(id(tensor), 0) + 1
+    returned = {id(tensor) for tensor in outputs}
+    fusable = set()
+    for position, (call, following) in enumerate(zip(calls, calls[1:])):
+        if (len(call.outputs) == 1 and following.args == (call.outputs[0],)
+                and not following.kwargs and readers[id(call.outputs[0])] == 1
+                and id(call.outputs[0]) not in returned):
+            fusable.add(position)
+    return fusable
+
+
 def _calls_in_order(inputs, outputs):
     """The layer calls leading from `inputs` to `outputs`, each after those it needs.
 
@@ -318,6 +337,7 @@ class Model(Layer):
         self._layers = input_layers + layers
         self._set_input_specs([(tensor.shape, tensor.dtype) for tensor in self.inputs],
                               isinstance(inputs, (list, tuple)))
+        self._fusable = _fusable_calls(self._calls, self.outputs)
         self.built = True
 
     def _run_graph(self, inputs, training):
@@ -330,11 +350,21 @@ class Model(Layer):
         def value_of(item):
             return values[id(item)] if isinstance(item, SymbolicTensor) else item
 
-        for call in self._calls:
+        position = 0
+        while position < len(self._calls):
+            call = self._calls[position]
             args = map_structure(value_of, call.args)
             kwargs = map_structure(value_of, call.kwargs)
-            kwargs.setdefault("training", training)
-            outputs = call.layer(*args, **kwargs)
+            following = self._calls[position + 1] if position in self._fusable else None
+            if following is not None and call.layer.fuses_with(following.layer):
+                # Two layers as one op, as in Sequential.call.
+                outputs = call.layer(*args, **kwargs, followed_by=following.layer)
+                call = following
+                position += 2
+            else:
+                kwargs.setdefault("training", training)
+                outputs = call.layer(*args, **kwargs)
+                position += 1
             for symbolic, value in zip(call.outputs, _flatten(outputs)):
                 values[id(symbolic)] = value
         return map_structure(value_of, self._nested_outputs)

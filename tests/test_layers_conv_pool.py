@@ -233,6 +233,31 @@ def test_a_hook_or_an_unfused_activation_keeps_the_layers_apart():
     assert "ConvolutionMaxPool" not in [record.op for record in recorded.ops]
 
 
+def test_functional_model_runs_conv_and_max_pool_as_one_op(backend_name):
+    """As in Sequential, unless the model also returns, or another layer also
+    reads, the convolution's output."""
+    from deepbreadth.tracer import trace
+
+    layers = db.keras.layers
+    x = random(3, 9, 8, 2).astype(np.float32)
+    inputs = layers.Input((9, 8, 2))
+    features = Conv2D(4, 3, activation="relu")(inputs)
+    outputs = layers.Dense(2)(layers.Flatten()(MaxPooling2D(2)(features)))
+    model = db.keras.Model(inputs, outputs)
+    both = db.keras.Model(inputs, [outputs, features])
+    fused = output_and_gradients(model, x, one_layer_at_a_time=False)
+    separate = output_and_gradients(model, x, one_layer_at_a_time=True)
+    np.testing.assert_allclose(fused[0], separate[0], rtol=1e-5, atol=1e-6)
+    for found, expected in zip(fused[1], separate[1]):
+        np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-5)
+    with trace() as recorded:
+        model(x)
+    assert "ConvolutionMaxPool" in [record.op for record in recorded.ops]
+    with trace() as recorded:
+        both(x)
+    assert "ConvolutionMaxPool" not in [record.op for record in recorded.ops]
+
+
 def test_fuses_with_names_its_conditions():
     conv = Conv2D(2, 3, activation="relu")
     assert conv.fuses_with(MaxPooling2D(2))
