@@ -7,7 +7,7 @@ calls differ.  So it lives here, taking those kernels as its first arguments,
 and each set's contract function is one call that names the kernels it is made
 of.  Arrays only, NumPy or CuPy: nothing here looks at the device.
 """
-from .shapes import check_dense_shapes, conv1d_as_conv2d, conv_output_length
+from .shapes import check_dense_shapes, conv1d_as_conv2d, conv_output_length, pool1d_as_pool2d
 
 
 # --- conv1d as conv2d on a height-1 view --------------------------------------
@@ -119,6 +119,29 @@ def conv2d_bias_activation_max_pool2d_backward(conv2d_backward_input, conv2d_bac
     if need_grad_w:
         grad_w = conv2d_backward_kernel(x, grad_conv, w.shape, stride, padding, dilation)
     return grad_x, grad_w, grad_bias
+
+
+def conv1d_bias_activation_max_pool1d_forward(conv2d_bias_activation_max_pool2d_forward, x, w,
+                                              bias, stride, padding, dilation, activation, pool,
+                                              pool_stride, pool_padding):
+    """max_pool1d(act(conv1d(x, w) + bias)) -> (y, argmax): the 2-D kernel on a
+    height-1 view; argmax indexes the convolution's output steps."""
+    y, argmax = conv2d_bias_activation_max_pool2d_forward(
+        x[:, None], w[None], bias, *conv1d_as_conv2d(stride, padding, dilation), activation,
+        *pool1d_as_pool2d(pool, pool_stride, pool_padding))
+    return y[:, 0], argmax[:, 0]
+
+
+def conv1d_bias_activation_max_pool1d_backward(conv2d_bias_activation_max_pool2d_backward, grad_y,
+                                               y, argmax, x, w, stride, padding, dilation,
+                                               activation, pool, pool_stride, pool_padding,
+                                               need_grad_x, need_grad_w):
+    grad_x, grad_w, grad_bias = conv2d_bias_activation_max_pool2d_backward(
+        grad_y[:, None], y[:, None], argmax[:, None], x[:, None], w[None],
+        *conv1d_as_conv2d(stride, padding, dilation), activation,
+        *pool1d_as_pool2d(pool, pool_stride, pool_padding), need_grad_x, need_grad_w)
+    return (None if grad_x is None else grad_x[:, 0],
+            None if grad_w is None else grad_w[0], grad_bias)
 
 
 # --- a Dense layer as a product and its bias + activation --------------------

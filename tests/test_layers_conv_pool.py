@@ -265,8 +265,44 @@ def test_fuses_with_names_its_conditions():
     assert not Conv2D(2, 3, activation="relu", use_bias=False).fuses_with(MaxPooling2D(2))
     assert not Conv2D(2, 3, activation="elu").fuses_with(MaxPooling2D(2))
     assert not conv.fuses_with(MaxPooling2D(2, dtype="float64"))
-    assert not Conv1D(2, 3).fuses_with(MaxPooling1D(2))
+    assert Conv1D(2, 3).fuses_with(MaxPooling1D(2))
+    assert not Conv1D(2, 3).fuses_with(MaxPooling2D(2))
+    assert not conv.fuses_with(MaxPooling1D(2))
     assert not MaxPooling2D(2).fuses_with(conv)
+
+
+@pytest.mark.parametrize("pool_options", [dict(pool_size=2), dict(pool_size=3, strides=2,
+                                                                   padding="same")])
+def test_conv1d_max_pool1d_op_gradients(backend_name, pool_options):
+    conv = Conv1D(3, 2, activation="relu", padding="causal", dtype="float64")
+    x = random(2, 9, 2)
+    conv(x)  # build
+
+    def fused(inputs, kernel, bias):
+        return F.conv1d_max_pool1d(
+            inputs, kernel, bias, padding="causal", activation="relu",
+            pool_size=pool_options["pool_size"], pool_strides=pool_options.get("strides"),
+            pool_padding=pool_options.get("padding", "valid"))
+
+    assert db.gradcheck(fused, [x, conv.kernel, conv.bias])
+
+
+def test_sequential_runs_conv1d_and_max_pool1d_as_one_op(backend_name):
+    from deepbreadth.tracer import trace
+
+    db.keras.utils.set_random_seed(1)
+    model = db.keras.models.Sequential([
+        db.keras.layers.Input((11, 3)), Conv1D(4, 3, activation="relu"), MaxPooling1D(2),
+        db.keras.layers.Flatten(), db.keras.layers.Dense(2)])
+    x = random(3, 11, 3).astype(np.float32)
+    fused = output_and_gradients(model, x, one_layer_at_a_time=False)
+    separate = output_and_gradients(model, x, one_layer_at_a_time=True)
+    np.testing.assert_allclose(fused[0], separate[0], rtol=1e-5, atol=1e-6)
+    for found, expected in zip(fused[1], separate[1]):
+        np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-5)
+    with trace() as recorded:
+        model(x)
+    assert [record.op for record in recorded.ops][0] == "ConvolutionMaxPool"
 
 
 @pytest.mark.parametrize("options", [

@@ -57,7 +57,7 @@ Tensor.T = property(transpose)
 Tensor.__hash__ = object.__hash__  # __eq__ is elementwise; hash stays by identity
 from .nn import bias_activation, dense, dropout, embedding
 from .conv import conv1d, conv2d
-from .pool import (avg_pool1d, avg_pool2d, conv2d_max_pool2d, global_avg_pool, global_max_pool,
-                   max_pool1d, max_pool2d)
+from .pool import (avg_pool1d, avg_pool2d, conv1d_max_pool1d, conv2d_max_pool2d,
+                   convolution_max_pool, global_avg_pool, global_max_pool, max_pool1d, max_pool2d)
 from .rnn import gru, lstm, simple_rnn
 from .loss import softmax_cross_entropy

@@ -7,8 +7,8 @@ straight there; average pooling shares each window's gradient among the
 real (unpadded) elements of the window, as Keras does for 'same'.
 
 A convolution and the max pool after it can also run as one op
-(`conv2d_max_pool2d`, ConvolutionMaxPool): what a Sequential model does for
-a Conv2D layer followed by a MaxPooling2D layer.
+(`conv2d_max_pool2d`, `conv1d_max_pool1d`, ConvolutionMaxPool): what a model
+does for a Conv2D (Conv1D) layer followed by a MaxPooling2D (MaxPooling1D) layer.
 """
 from .. import backend
 from ..autograd import Function, Tensor
@@ -85,8 +85,9 @@ def avg_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
 # A convolution and the max pool after it, as one op
 # ----------------------------------------------------------------------------
 class ConvolutionMaxPool(Function):
-    """y = max_pool2d(act(conv2d(x, kernel) + bias)): a Conv2D layer and the
-    MaxPooling2D layer after it, in one op.
+    """y = max_pool(act(conv(x, kernel) + bias)): a Conv2D (Conv1D) layer and the
+    MaxPooling2D (MaxPooling1D) layer after it, in one op; the input's rank
+    picks the kernels, as for Convolution.
 
     Why: the convolution's output is the largest array of a CNN (11 MB in the
     MNIST CNN's first layer) and the pool reads it once and keeps a quarter.
@@ -103,47 +104,69 @@ class ConvolutionMaxPool(Function):
     @staticmethod
     def forward(ctx, x, kernel, bias, *, strides, padding, dilation, activation, pool_size,
                 pool_strides, pool_padding):
+        dims = x.ndim - 2
+        ctx.op = f"conv{dims}d_bias_activation_max_pool{dims}d"
         ctx.options = (strides, padding, dilation, activation, pool_size, pool_strides,
                        pool_padding)
-        y, argmax = backend.kernel("conv2d_bias_activation_max_pool2d_forward", x)(
-            x, kernel, bias, strides, padding, dilation, activation, pool_size, pool_strides,
-            pool_padding)
+        y, argmax = backend.kernel(f"{ctx.op}_forward", x)(x, kernel, bias, *ctx.options)
         ctx.save_for_backward(x, kernel, y, argmax)
         return y
 
     @staticmethod
     def backward(ctx, grad):
         x, kernel, y, argmax = ctx.saved_tensors
-        grad_x, grad_kernel, grad_bias = backend.kernel(
-            "conv2d_bias_activation_max_pool2d_backward", grad.data)(
+        grad_x, grad_kernel, grad_bias = backend.kernel(f"{ctx.op}_backward", grad.data)(
             grad.data, y.data, argmax.data, x.data, kernel.data, *ctx.options,
             ctx.needs_input_grad[0], ctx.needs_input_grad[1])
         return wrap_or_none(grad_x), wrap_or_none(grad_kernel), Tensor._wrap(grad_bias)
 
 
-def conv2d_max_pool2d(x, kernel, bias, strides=1, padding="valid", dilation_rate=1,
-                      activation=None, pool_size=(2, 2), pool_strides=None,
-                      pool_padding="valid"):
-    """max_pool2d(activation(conv2d(x, kernel) + bias)): x (N, H, W, C), kernel
-    (KH, KW, C, F), bias (F,) -> (N, PH, PW, F).
+def convolution_max_pool(x, kernel, bias, strides=1, padding="valid", dilation_rate=1,
+                         activation=None, pool_size=2, pool_strides=None, pool_padding="valid"):
+    """max_pool(activation(conv(x, kernel) + bias)), 1-D or 2-D as the kernel's
+    rank says: x (N, H, W, C) or (N, L, C), kernel (KH, KW, C, F) or (K, C, F),
+    bias (F,).
 
-    The arguments are those of conv2d and max_pool2d (pool_size, pool_strides,
-    pool_padding).  One op when the kernels can fuse the activation (linear,
-    relu, tanh, sigmoid); otherwise the convolution and the pool in turn.
+    The arguments are those of the convolution and of the max pool
+    (pool_size, pool_strides, pool_padding).  One op when the kernels can
+    fuse the activation (linear, relu, tanh, sigmoid); otherwise the
+    convolution and the pool in turn.
     """
-    if kernel.ndim != 4:
-        raise ValueError(f"conv2d_max_pool2d expects a kernel (KH, KW, C, F), got shape "
-                         f"{tuple(kernel.shape)}")
+    spatial_dims = kernel.ndim - 2
+    pool_op = f"max_pool{spatial_dims}d"
     fused_name = fused_activation_name(activation)
     if fused_name is None:
         y = convolution(x, kernel, strides, padding, dilation_rate, bias, activation)
-        return max_pool2d(y, pool_size, pool_strides, pool_padding)
+        return _pool(MaxPool, pool_op, y, pool_size, pool_strides, pool_padding, spatial_dims)
     options, conv_shape = convolution_options(x, kernel, bias, strides, padding, dilation_rate)
-    pool_size, pool_strides, pool_pairs = pool_options("max_pool2d", conv_shape, pool_size,
+    pool_size, pool_strides, pool_pairs = pool_options(pool_op, conv_shape, pool_size,
                                                        pool_strides, pool_padding)
     return ConvolutionMaxPool.apply(x, kernel, bias, activation=fused_name, **options,
                                     pool_size=pool_size, pool_strides=pool_strides,
                                     pool_padding=pool_pairs)
+
+
+def conv2d_max_pool2d(x, kernel, bias, strides=1, padding="valid", dilation_rate=1,
+                      activation=None, pool_size=(2, 2), pool_strides=None,
+                      pool_padding="valid"):
+    """max_pool2d(activation(conv2d(x, kernel) + bias)) -> (N, PH, PW, F); see
+    convolution_max_pool."""
+    if kernel.ndim != 4:
+        raise ValueError(f"conv2d_max_pool2d expects a kernel (KH, KW, C, F), got shape "
+                         f"{tuple(kernel.shape)}")
+    return convolution_max_pool(x, kernel, bias, strides, padding, dilation_rate, activation,
+                                pool_size, pool_strides, pool_padding)
+
+
+def conv1d_max_pool1d(x, kernel, bias, strides=1, padding="valid", dilation_rate=1,
+                      activation=None, pool_size=2, pool_strides=None, pool_padding="valid"):
+    """max_pool1d(activation(conv1d(x, kernel) + bias)) -> (N, PL, F); see
+    convolution_max_pool."""
+    if kernel.ndim != 3:
+        raise ValueError(f"conv1d_max_pool1d expects a kernel (K, C, F), got shape "
+                         f"{tuple(kernel.shape)}")
+    return convolution_max_pool(x, kernel, bias, strides, padding, dilation_rate, activation,
+                                pool_size, pool_strides, pool_padding)
 
 
 # ----------------------------------------------------------------------------

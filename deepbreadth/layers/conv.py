@@ -9,7 +9,7 @@ from ..functional.nn import fused_activation_name
 from .base import Layer
 from .core import (errors_named_after, resolve_initializer, serialize_activation,
                    serialize_initializer)
-from .pooling import MaxPooling2D
+from .pooling import MaxPooling1D, MaxPooling2D
 
 
 class Conv(Layer):
@@ -69,7 +69,7 @@ class Conv(Layer):
             self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer)
 
     def call(self, inputs, followed_by=None):
-        """The layer's output; given `followed_by` (a MaxPooling2D for which
+        """The layer's output; given `followed_by` (a max pooling layer for which
         fuses_with is True), that layer's output, in one op."""
         self._check_rank(inputs.shape)
         channels = self.kernel.shape[-2]
@@ -81,7 +81,7 @@ class Conv(Layer):
             )
         with errors_named_after(self):
             if followed_by is not None:
-                return F.conv2d_max_pool2d(
+                return F.convolution_max_pool(
                     inputs, self.kernel, self.bias, self.strides, self.padding,
                     self.dilation_rate, self.activation, followed_by.pool_size,
                     followed_by.strides, followed_by.padding)
@@ -90,13 +90,14 @@ class Conv(Layer):
         return outputs
 
     def fuses_with(self, next_layer):
-        """A Conv2D with a bias and an activation the kernels fuse, and a
-        MaxPooling2D after it, run as one op (F.conv2d_max_pool2d): the
+        """A convolution with a bias and an activation the kernels fuse, and a max
+        pool of as many spatial axes after it (Conv2D then MaxPooling2D, Conv1D
+        then MaxPooling1D), run as one op (F.convolution_max_pool): the
         convolution's output, the largest array of a CNN, is then never
         written out whole.  A hook on either layer wants to see that output,
         so a hook turns fusion off."""
-        return (self.spatial_dims == 2 and isinstance(next_layer, MaxPooling2D)
-                and self.use_bias and fused_activation_name(self.activation) is not None
+        return (isinstance(next_layer, (MaxPooling1D, MaxPooling2D))
+                and next_layer.spatial_dims == self.spatial_dims and self.use_bias and fused_activation_name(self.activation) is not None
                 and next_layer.dtype == self.dtype
                 and not self._has_hooks() and not next_layer._has_hooks())
 

@@ -16,6 +16,8 @@ from .conv import (
     conv1d_bias_activation_backward,
     conv2d_bias_activation_max_pool2d_forward,
     conv2d_bias_activation_max_pool2d_backward,
+    conv1d_bias_activation_max_pool1d_forward,
+    conv1d_bias_activation_max_pool1d_backward,
 )
 from .pool import (
     max_pool2d_forward,
@@ -77,6 +79,8 @@ __all__ = [
     "conv1d_bias_activation_backward",
     "conv2d_bias_activation_max_pool2d_forward",
     "conv2d_bias_activation_max_pool2d_backward",
+    "conv1d_bias_activation_max_pool1d_forward",
+    "conv1d_bias_activation_max_pool1d_backward",
     # pool
     "max_pool2d_forward",
     "max_pool2d_backward",

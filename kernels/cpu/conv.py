@@ -573,6 +573,22 @@ def conv2d_bias_activation_max_pool2d_backward(grad_y, y, argmax, x, w, stride, 
                          x=x if need_grad_w else None, w=w if need_grad_x else None)
 
 
+def conv1d_bias_activation_max_pool1d_forward(x, w, bias, stride, padding, dilation, activation,
+                                              pool, pool_stride, pool_padding):
+    """max_pool1d(act(conv1d(x, w) + bias)): the 2-D kernel on a height-1 view."""
+    return composed.conv1d_bias_activation_max_pool1d_forward(
+        conv2d_bias_activation_max_pool2d_forward, x, w, bias, stride, padding, dilation,
+        activation, pool, pool_stride, pool_padding)
+
+
+def conv1d_bias_activation_max_pool1d_backward(grad_y, y, argmax, x, w, stride, padding,
+                                               dilation, activation, pool, pool_stride,
+                                               pool_padding, need_grad_x, need_grad_w):
+    return composed.conv1d_bias_activation_max_pool1d_backward(
+        conv2d_bias_activation_max_pool2d_backward, grad_y, y, argmax, x, w, stride, padding,
+        dilation, activation, pool, pool_stride, pool_padding, need_grad_x, need_grad_w)
+
+
 @njit(cache=True, nogil=True)
 def gradient_from_pooled(grad_pooled, y_pooled, argmax, code, pixels_per_image, keep_every_pixel,
                          grad_rows, pixels, bias_sums):

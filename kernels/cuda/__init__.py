@@ -9,6 +9,8 @@ from .conv import (
     conv1d_backward_kernel,
     conv1d_bias_activation_backward,
     conv1d_bias_activation_forward,
+    conv1d_bias_activation_max_pool1d_backward,
+    conv1d_bias_activation_max_pool1d_forward,
     conv1d_forward,
     conv2d_backward_input,
     conv2d_backward_kernel,
@@ -66,6 +68,8 @@ __all__ = [
     "conv1d_bias_activation_backward",
     "conv2d_bias_activation_max_pool2d_forward",
     "conv2d_bias_activation_max_pool2d_backward",
+    "conv1d_bias_activation_max_pool1d_forward",
+    "conv1d_bias_activation_max_pool1d_backward",
     # pool
     "max_pool2d_forward",
     "max_pool2d_backward",

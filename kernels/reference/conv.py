@@ -193,3 +193,18 @@ def conv2d_bias_activation_max_pool2d_backward(grad_y, y, argmax, x, w, stride, 
         conv2d_backward_input, conv2d_backward_kernel, bias_activation_backward,
         max_pool2d_backward, grad_y, y, argmax, x, w, stride, padding, dilation, activation,
         pool, pool_stride, pool_padding, need_grad_x, need_grad_w)
+
+def conv1d_bias_activation_max_pool1d_forward(x, w, bias, stride, padding, dilation, activation,
+                                              pool, pool_stride, pool_padding):
+    """max_pool1d(act(conv1d(x, w) + bias)): the 2-D kernel on a height-1 view."""
+    return composed.conv1d_bias_activation_max_pool1d_forward(
+        conv2d_bias_activation_max_pool2d_forward, x, w, bias, stride, padding, dilation,
+        activation, pool, pool_stride, pool_padding)
+
+
+def conv1d_bias_activation_max_pool1d_backward(grad_y, y, argmax, x, w, stride, padding,
+                                               dilation, activation, pool, pool_stride,
+                                               pool_padding, need_grad_x, need_grad_w):
+    return composed.conv1d_bias_activation_max_pool1d_backward(
+        conv2d_bias_activation_max_pool2d_backward, grad_y, y, argmax, x, w, stride, padding,
+        dilation, activation, pool, pool_stride, pool_padding, need_grad_x, need_grad_w)
