@@ -97,7 +97,8 @@ class Conv(Layer):
         written out whole.  A hook on either layer wants to see that output,
         so a hook turns fusion off."""
         return (isinstance(next_layer, (MaxPooling1D, MaxPooling2D))
-                and next_layer.spatial_dims == self.spatial_dims and self.use_bias and fused_activation_name(self.activation) is not None
+                and next_layer.spatial_dims == self.spatial_dims and self.use_bias
+                and fused_activation_name(self.activation) is not None
                 and next_layer.dtype == self.dtype
                 and not self._has_hooks() and not next_layer._has_hooks())
 
