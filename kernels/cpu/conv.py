@@ -33,6 +33,8 @@ zero in every filter (see gradient_before_activation).
 The shape checks come from the reference set (reference/conv.py), so both sets
 accept and refuse exactly the same arguments.
 """
+import copy
+
 import numpy as np
 from numba import njit
 
@@ -174,6 +176,15 @@ class ConvGeometry:
         self.filters = int(w_shape[3])
         self.kernel_shape = tuple(int(n) for n in w_shape)
         self.columns_transposed = int(w_shape[2]) <= FEW_CHANNELS
+
+    def cropped_to(self, output_size):
+        """This geometry with only the first output_size (rows, columns) of the
+        output computed: im2col works out each output pixel's window from its
+        position, so the pixels left out are simply never visited."""
+        cropped = copy.copy(self)
+        cropped.output_size = tuple(int(n) for n in output_size)
+        cropped.pixels_per_image = cropped.output_size[0] * cropped.output_size[1]
+        return cropped
 
     def arguments(self):
         return self.kernel_size, self.stride, self.pad_before, self.dilation, self.output_size
@@ -524,21 +535,34 @@ def conv2d_bias_activation_max_pool2d_forward(x, w, bias, stride, padding, dilat
     pooled_size = pool2d_output_size(conv_shape, pool, pool_stride, pool_padding)
     y = np.empty((x.shape[0], *pooled_size, geometry.filters), dtype=dtype)
     argmax = np.empty(y.shape, dtype=np.int64)
-    pool_core = max_pool_core_for(conv_shape, pooled_size, pool, pool_stride, pool_padding)
+    # Only the output pixels some window reads are computed: a 2x2 pool over
+    # 11x11 (the MNIST CNN's second convolution) reads 10x10, 17% fewer.
+    read = geometry.cropped_to(pixels_read(geometry.output_size, pooled_size, pool, pool_stride,
+                                           pool_padding))
+    pool_core = max_pool_core_for((x.shape[0], *read.output_size, geometry.filters),
+                                  pooled_size, pool, pool_stride, pool_padding)
     lanes = {}
 
     def forward_chunk(start, stop, cols, lane):
         if lane not in lanes:
-            lanes[lane] = LaneSums(geometry.column_width, geometry.filters, dtype)
-        geometry.fill_columns(x[start:stop], cols)
-        conv_rows = lanes[lane].buffer("convolution", (cols.shape[0], geometry.filters))
+            lanes[lane] = LaneSums(read.column_width, read.filters, dtype)
+        read.fill_columns(x[start:stop], cols)
+        conv_rows = lanes[lane].buffer("convolution", (cols.shape[0], read.filters))
         np.matmul(cols, w_matrix, out=conv_rows)
         add_bias_and_activate(conv_rows, bias, code)
-        pool_core(conv_rows.reshape(stop - start, *conv_shape[1:]), y[start:stop],
-                  argmax[start:stop])
+        pool_core(conv_rows.reshape(stop - start, *read.output_size, read.filters),
+                  geometry.output_size[1], y[start:stop], argmax[start:stop])
 
-    geometry.run_in_chunks(x.shape[0], dtype, forward_chunk)
+    read.run_in_chunks(x.shape[0], dtype, forward_chunk)
     return y, argmax
+
+
+def pixels_read(output_size, pooled_size, pool, pool_stride, pool_padding):
+    """(rows, columns) at the top left of a convolution's output that a max pool of
+    this geometry reads: up to the end of its last window along each axis."""
+    return tuple(min(size, (count - 1) * int(stride) - int(before) + int(window))
+                 for size, count, window, stride, (before, _) in zip(
+                     output_size, pooled_size, pool, pool_stride, pool_padding))
 
 
 def conv2d_bias_activation_max_pool2d_backward(grad_y, y, argmax, x, w, stride, padding,

@@ -56,7 +56,11 @@ def window_range(out_index, stride, pad_before, pool, length):
 
 
 @njit(cache=True, nogil=True)
-def max_pool2d_core(x, pool, stride, pad_before, y, argmax):
+def max_pool2d_core(x, pool, stride, pad_before, plane_width, y, argmax):
+    """y, argmax <- the max of each window of x, and where it is: argmax =
+    h * plane_width + w, an index into a plane of that width.  That is x's
+    own width, except for a convolution pooled in the same op that leaves
+    the columns no window reads uncomputed (conv.py): then the full output's."""
     batch, height, width, channels = x.shape
     out_h, out_w = y.shape[1], y.shape[2]
     for n in range(batch):
@@ -66,7 +70,7 @@ def max_pool2d_core(x, pool, stride, pad_before, y, argmax):
                 w_start, w_stop = window_range(ow, stride[1], pad_before[1], pool[1], width)
                 for c in range(channels):
                     y[n, oh, ow, c] = -np.inf
-                    argmax[n, oh, ow, c] = h_start * width + w_start
+                    argmax[n, oh, ow, c] = h_start * plane_width + w_start
                 # Row-major window order and a strict `>`: ties keep the first.
                 for h in range(h_start, h_stop):
                     for w in range(w_start, w_stop):
@@ -74,7 +78,7 @@ def max_pool2d_core(x, pool, stride, pad_before, y, argmax):
                             value = x[n, h, w, c]
                             if value > y[n, oh, ow, c]:
                                 y[n, oh, ow, c] = value
-                                argmax[n, oh, ow, c] = h * width + w
+                                argmax[n, oh, ow, c] = h * plane_width + w
 
 
 @njit(cache=True, nogil=True)
@@ -158,7 +162,7 @@ def avg_pool2d_backward_core(grad_y, pool, stride, pad_before, grad_x):
 
 
 @njit(cache=True, nogil=True)
-def max_pool2x2_core(x, y, argmax):
+def max_pool2x2_core(x, plane_width, y, argmax):
     """max_pool2d_core for the layer's default, 2x2 windows side by side, unpadded.
 
     With the window's four elements named one by one, each channel keeps its
@@ -167,14 +171,14 @@ def max_pool2x2_core(x, y, argmax):
     running maxima live in memory (1.6 -> 1.05 ms on 128x26x26x32, one core).
     Same rule as the general loop: start from -inf, a strict `>` replaces.
     """
-    batch, height, width, channels = x.shape
+    batch, _, _, channels = x.shape
     out_h, out_w = y.shape[1], y.shape[2]
     for n in range(batch):
         for oh in range(out_h):
             h = 2 * oh
             for ow in range(out_w):
                 w = 2 * ow
-                top_left = h * width + w
+                top_left = h * plane_width + w
                 for c in range(channels):
                     best = -np.inf
                     winner = top_left
@@ -188,11 +192,11 @@ def max_pool2x2_core(x, y, argmax):
                     value = x[n, h + 1, w, c]
                     if value > best:
                         best = value
-                        winner = top_left + width
+                        winner = top_left + plane_width
                     value = x[n, h + 1, w + 1, c]
                     if value > best:
                         best = value
-                        winner = top_left + width + 1
+                        winner = top_left + plane_width + 1
                     y[n, oh, ow, c] = best
                     argmax[n, oh, ow, c] = winner
 
@@ -211,14 +215,16 @@ def over_the_lanes(batch, elements, pool_images):
 
 
 def max_pool_core_for(x_shape, output_size, pool, stride, padding):
-    """core(x, y, argmax): the max pooling loop for this geometry, over any run of
-    whole images.  The 2x2 loop serves the layer's default, 2x2 windows side by
-    side and unpadded; the general loop every other geometry."""
+    """core(x, plane_width, y, argmax): the max pooling loop for this geometry, over
+    any run of whole images (plane_width: see max_pool2d_core).  The 2x2 loop
+    serves the layer's default, 2x2 windows side by side and unpadded; the
+    general loop every other geometry."""
     pool, stride, pad_before = as_ints(pool), as_ints(stride), as_ints(p[0] for p in padding)
     windows_inside = 2 * output_size[0] <= x_shape[1] and 2 * output_size[1] <= x_shape[2]
     if pool == (2, 2) and stride == (2, 2) and pad_before == (0, 0) and windows_inside:
         return max_pool2x2_core
-    return lambda x, y, argmax: max_pool2d_core(x, pool, stride, pad_before, y, argmax)
+    return lambda x, plane_width, y, argmax: max_pool2d_core(x, pool, stride, pad_before,
+                                                             plane_width, y, argmax)
 
 
 def max_pool2d_forward(x, pool, stride, padding):
@@ -232,7 +238,7 @@ def max_pool2d_forward(x, pool, stride, padding):
     core = max_pool_core_for(x.shape, output_size, pool, stride, padding)
 
     def pool_images(start, stop):
-        core(x[start:stop], y[start:stop], argmax[start:stop])
+        core(x[start:stop], x.shape[2], y[start:stop], argmax[start:stop])
 
     over_the_lanes(x.shape[0], x.size, pool_images)
     return y, argmax
