@@ -188,6 +188,16 @@ def output_and_gradients(model, x, one_layer_at_a_time):
     return y.numpy(), [weight.grad.numpy() for weight in model.weights]
 
 
+def assert_same_as_layer_by_layer(model, x, rtol, atol):
+    """The model's output and weight gradients are those of its layers called one
+    by one (so never fused)."""
+    fused = output_and_gradients(model, x, one_layer_at_a_time=False)
+    separate = output_and_gradients(model, x, one_layer_at_a_time=True)
+    np.testing.assert_allclose(fused[0], separate[0], rtol=rtol, atol=atol)
+    for found, expected in zip(fused[1], separate[1]):
+        np.testing.assert_allclose(found, expected, rtol=rtol, atol=atol)
+
+
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
 def test_sequential_runs_conv_and_max_pool_as_one_op(backend_name, activation):
     """The fused op gives what the two layers give one after the other: the same
@@ -198,11 +208,7 @@ def test_sequential_runs_conv_and_max_pool_as_one_op(backend_name, activation):
     # Values a float32 holds exactly: the model (float32 by default) casts its
     # input before the float64 layers cast it back.
     x = random(3, 9, 8, 2).astype(np.float32).astype(np.float64)
-    fused = output_and_gradients(model, x, one_layer_at_a_time=False)
-    separate = output_and_gradients(model, x, one_layer_at_a_time=True)
-    np.testing.assert_allclose(fused[0], separate[0], rtol=1e-12, atol=1e-12)
-    for found, expected in zip(fused[1], separate[1]):
-        np.testing.assert_allclose(found, expected, rtol=1e-10, atol=1e-12)
+    assert_same_as_layer_by_layer(model, x, rtol=1e-10, atol=1e-12)
     with trace() as recorded:
         model(x)
     ops = [record.op for record in recorded.ops if record.op != "AsType"]
@@ -245,11 +251,7 @@ def test_functional_model_runs_conv_and_max_pool_as_one_op(backend_name):
     outputs = layers.Dense(2)(layers.Flatten()(MaxPooling2D(2)(features)))
     model = db.keras.Model(inputs, outputs)
     both = db.keras.Model(inputs, [outputs, features])
-    fused = output_and_gradients(model, x, one_layer_at_a_time=False)
-    separate = output_and_gradients(model, x, one_layer_at_a_time=True)
-    np.testing.assert_allclose(fused[0], separate[0], rtol=1e-5, atol=1e-6)
-    for found, expected in zip(fused[1], separate[1]):
-        np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-5)
+    assert_same_as_layer_by_layer(model, x, rtol=1e-4, atol=1e-5)
     with trace() as recorded:
         model(x)
     assert "ConvolutionMaxPool" in [record.op for record in recorded.ops]
@@ -295,11 +297,7 @@ def test_sequential_runs_conv1d_and_max_pool1d_as_one_op(backend_name):
         db.keras.layers.Input((11, 3)), Conv1D(4, 3, activation="relu"), MaxPooling1D(2),
         db.keras.layers.Flatten(), db.keras.layers.Dense(2)])
     x = random(3, 11, 3).astype(np.float32)
-    fused = output_and_gradients(model, x, one_layer_at_a_time=False)
-    separate = output_and_gradients(model, x, one_layer_at_a_time=True)
-    np.testing.assert_allclose(fused[0], separate[0], rtol=1e-5, atol=1e-6)
-    for found, expected in zip(fused[1], separate[1]):
-        np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-5)
+    assert_same_as_layer_by_layer(model, x, rtol=1e-4, atol=1e-5)
     with trace() as recorded:
         model(x)
     assert [record.op for record in recorded.ops][0] == "ConvolutionMaxPool"

@@ -400,17 +400,33 @@ def backpropagate(geometry, x_shape, dtype, chunk_gradient, x=None, w=None):
     return grad_x, grad_w, grad_bias
 
 
-class LaneSums:
-    """One lane's running sums (kernel and bias gradient) and scratch buffers."""
+class Scratch:
+    """One lane's scratch arrays, kept from chunk to chunk."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.arrays = {}
+
+    def buffer(self, name, shape, dtype=None):
+        """Scratch array `name` of this shape, reused from chunk to chunk (made
+        again, larger, when a chunk needs more)."""
+        dtype = self.dtype if dtype is None else dtype
+        size = math.prod(shape)  # not np.prod: a few microseconds a call, per chunk
+        if name not in self.arrays or self.arrays[name].size < size:
+            self.arrays[name] = np.empty(size, dtype=dtype)
+        return self.arrays[name][:size].reshape(shape)
+
+
+class LaneSums(Scratch):
+    """One lane's running sums (kernel and bias gradient), and its scratch arrays."""
 
     def __init__(self, column_width, filters, dtype):
+        super().__init__(dtype)
         self.filters = filters
-        self.dtype = dtype
         self.kernel = np.zeros((column_width, filters), dtype=dtype)
         self.product = np.empty_like(self.kernel)
         # float64, so that float32 bias gradients over many rows stay accurate.
         self.bias = np.zeros(filters)
-        self.scratch = {}
 
     def prologue(self, chunk_grad_y, chunk_y, code, keep_every_pixel):
         """-> (grad_rows, pixels): gradient_before_activation on one chunk, into
@@ -441,14 +457,6 @@ class LaneSums:
                                             windows_2x2, keep_every_pixel, grad_rows, pixels,
                                             self.bias)
         return grad_rows[:kept], pixels[:kept]
-
-    def buffer(self, name, shape, dtype=None):
-        """Scratch array `name` of this shape, reused from chunk to chunk."""
-        dtype = self.dtype if dtype is None else dtype
-        size = math.prod(shape)  # not np.prod: a few microseconds a call, per chunk
-        if name not in self.scratch or self.scratch[name].size < size:
-            self.scratch[name] = np.empty(size, dtype=dtype)
-        return self.scratch[name][:size].reshape(shape)
 
 
 def sum_over_lanes(partial_sums, shape, dtype):
@@ -546,7 +554,7 @@ def conv2d_bias_activation_max_pool2d_forward(x, w, bias, stride, padding, dilat
 
     def forward_chunk(start, stop, cols, lane):
         if lane not in lanes:
-            lanes[lane] = LaneSums(read.column_width, read.filters, dtype)
+            lanes[lane] = Scratch(dtype)
         read.fill_columns(x[start:stop], cols)
         conv_rows = lanes[lane].buffer("convolution", (cols.shape[0], read.filters))
         np.matmul(cols, w_matrix, out=conv_rows)

@@ -183,6 +183,23 @@ def test_reference_fused_conv_is_the_conv_then_bias_activation(reference):
         grad_w, reference.conv2d_backward_kernel(x, grad_conv, w.shape, *geometry))
 
 
+def one_image_per_chunk_with_poisoned_scratch(monkeypatch):
+    """The Numba conv kernels cut the batch into chunks of one image, and every
+    scratch array they take starts as NaN (or -1 for pixel lists): a result
+    that reads scratch it did not write shows."""
+    from deepbreadth.kernels.cpu import conv as cpu_conv
+
+    monkeypatch.setattr(cpu_conv, "CACHE_CHUNK_BYTES", 1)
+    real_buffer = cpu_conv.Scratch.buffer
+
+    def poisoned_buffer(self, name, shape, dtype=None):
+        array = real_buffer(self, name, shape, dtype)
+        array[...] = -1 if array.dtype.kind == "i" else np.nan
+        return array
+
+    monkeypatch.setattr(cpu_conv.Scratch, "buffer", poisoned_buffer)
+
+
 @pytest.mark.parametrize("channels", [1, 6])
 @pytest.mark.parametrize("lanes", [1, 2])
 def test_cpu_conv_in_many_chunks_with_poisoned_scratch(reference, monkeypatch, channels, lanes):
@@ -193,17 +210,8 @@ def test_cpu_conv_in_many_chunks_with_poisoned_scratch(reference, monkeypatch, c
     import numba
 
     from deepbreadth.kernels import cpu
-    from deepbreadth.kernels.cpu import conv as cpu_conv
 
-    monkeypatch.setattr(cpu_conv, "CACHE_CHUNK_BYTES", 1)  # one image per chunk
-    real_buffer = cpu_conv.LaneSums.buffer
-
-    def poisoned_buffer(self, name, shape, dtype=None):
-        array = real_buffer(self, name, shape, dtype)
-        array[...] = -1 if array.dtype.kind == "i" else np.nan
-        return array
-
-    monkeypatch.setattr(cpu_conv.LaneSums, "buffer", poisoned_buffer)
+    one_image_per_chunk_with_poisoned_scratch(monkeypatch)
     rng = np.random.default_rng(6)
     x = rng.standard_normal((5, 7, 6, channels)).astype(np.float32)
     w = rng.standard_normal((3, 2, channels, 4)).astype(np.float32)
@@ -376,17 +384,8 @@ def test_cpu_conv_pool_in_many_chunks_with_poisoned_scratch(reference, monkeypat
     import numba
 
     from deepbreadth.kernels import cpu
-    from deepbreadth.kernels.cpu import conv as cpu_conv
 
-    monkeypatch.setattr(cpu_conv, "CACHE_CHUNK_BYTES", 1)
-    real_buffer = cpu_conv.LaneSums.buffer
-
-    def poisoned_buffer(self, name, shape, dtype=None):
-        array = real_buffer(self, name, shape, dtype)
-        array[...] = -1 if array.dtype.kind == "i" else np.nan
-        return array
-
-    monkeypatch.setattr(cpu_conv.LaneSums, "buffer", poisoned_buffer)
+    one_image_per_chunk_with_poisoned_scratch(monkeypatch)
     rng = np.random.default_rng(9)
     x = rng.standard_normal((5, 8, 7, channels)).astype(np.float32)
     w = rng.standard_normal((3, 2, channels, 4)).astype(np.float32)
