@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import autograd, backend
+from .kernels.shapes import conv_output_length
 from .layers.base import Layer
 
 # ----------------------------------------------------------------------------
@@ -91,6 +92,24 @@ def _convolution_flops(node, input_shapes, output_shapes):
     return flops
 
 
+def _convolution_max_pool_flops(node, input_shapes, output_shapes):
+    """A convolution and its max pool in one op: the convolution with its bias and
+    activation over its whole output (which the op computes but does not
+    return), plus the pool's one FLOP per element it reads; as the two ops."""
+    conv_shape = [_convolution_output_shape(node, input_shapes)]
+    return (_convolution_flops(node, input_shapes, conv_shape)
+            + _reduction_flops(node, conv_shape, output_shapes))
+
+
+def _convolution_output_shape(node, input_shapes):
+    """(N, ..., F) of the convolution inside a ConvolutionMaxPool node."""
+    x_shape, kernel_shape = input_shapes[0], input_shapes[1]
+    strides, padding, dilation = node.options[:3]
+    spatial = tuple(conv_output_length(n, k, s, before, after, d) for n, k, s, (before, after), d
+                    in zip(x_shape[1:-1], kernel_shape[:-2], strides, padding, dilation))
+    return (x_shape[0], *spatial, kernel_shape[-1])
+
+
 def _dense_flops(node, input_shapes, output_shapes):
     """A Dense layer in one op (inputs x, kernel, bias): the product, then what
     BiasActivation would add."""
@@ -129,6 +148,7 @@ PRODUCT_OPS = {
     "MatMul": _matmul_flops,
     "DenseBiasActivation": _dense_flops,
     "Convolution": _convolution_flops,
+    "ConvolutionMaxPool": _convolution_max_pool_flops,
     "SimpleRNNSequence": _recurrent_flops,
     "LSTMSequence": _recurrent_flops,
     "GRUSequence": _recurrent_flops,
@@ -168,10 +188,16 @@ def backward_flops(op, node, input_shapes, output_shapes):
     much backward as forward.
     """
     forward = forward_flops(op, node, input_shapes, output_shapes)
-    if op in ("MatMul", "DenseBiasActivation", "Convolution"):
-        # A bias and activation fused in (a third input) are differentiated once.
-        epilogue = (_bias_activation_flops(node, input_shapes, output_shapes)
-                    if len(input_shapes) > 2 else 0)
+    if op in ("MatMul", "DenseBiasActivation", "Convolution", "ConvolutionMaxPool"):
+        # A bias and activation fused in (a third input), and a fused pool, are
+        # differentiated once.
+        epilogue = 0
+        if op == "ConvolutionMaxPool":
+            conv_shape = [_convolution_output_shape(node, input_shapes)]
+            epilogue = (_bias_activation_flops(node, input_shapes, conv_shape)
+                        + _reduction_flops(node, conv_shape, output_shapes))
+        elif len(input_shapes) > 2:
+            epilogue = _bias_activation_flops(node, input_shapes, output_shapes)
         return (forward - epilogue) * sum(node.needs_input_grad[:2]) + epilogue
     if op in PRODUCT_OPS:
         return 2 * forward

@@ -216,6 +216,30 @@ def test_sequential_runs_conv_and_max_pool_as_one_op(backend_name, activation):
     assert "MaxPool" not in ops
 
 
+def test_trace_counts_the_fused_op_as_its_two_ops():
+    """The tracer's FLOPs of ConvolutionMaxPool, forward and backward, are those
+    of the Convolution and MaxPool ops it replaces."""
+    from deepbreadth.tracer import trace
+
+    model = conv_pool_model()
+    x = random(2, 9, 8, 2)
+
+    def flops_by_phase(hook_layer):
+        handle = hook_layer.register_forward_hook(lambda *args: None) if hook_layer else None
+        with trace() as recorded:
+            (model(x) ** 2).sum().backward()
+        if handle is not None:
+            handle.remove()
+        first_block = [record for record in recorded.ops
+                       if record.layer in (model.layers[0].name, model.layers[1].name)]
+        return {phase: sum(record.flops for record in first_block if record.phase == phase)
+                for phase in ("forward", "backward")}
+
+    fused = flops_by_phase(None)
+    separate = flops_by_phase(model.layers[0])  # a hook keeps the two layers apart
+    assert fused == separate and fused["forward"] > 0
+
+
 def test_a_hook_or_an_unfused_activation_keeps_the_layers_apart():
     """A forward hook on the convolution must see its own output, and an
     activation the kernels cannot fuse (elu) leaves the convolution and the

@@ -106,6 +106,7 @@ class ConvolutionMaxPool(Function):
                 pool_strides, pool_padding):
         dims = x.ndim - 2
         ctx.op = f"conv{dims}d_bias_activation_max_pool{dims}d"
+        ctx.activation = activation  # for the tracer's FLOP count
         ctx.options = (strides, padding, dilation, activation, pool_size, pool_strides,
                        pool_padding)
         y, argmax = backend.kernel(f"{ctx.op}_forward", x)(x, kernel, bias, *ctx.options)
