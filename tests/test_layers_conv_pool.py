@@ -296,6 +296,17 @@ def test_fuses_with_names_its_conditions():
     assert not conv.fuses_with(MaxPooling1D(2))
     assert not MaxPooling2D(2).fuses_with(conv)
 
+    class ShiftedConv2D(Conv2D):  # a call of its own, which one fused op would skip
+        def call(self, inputs):
+            return super().call(inputs) + 1.0
+
+    class ShiftedMaxPooling2D(MaxPooling2D):
+        def call(self, inputs):
+            return super().call(inputs) + 1.0
+
+    assert not ShiftedConv2D(2, 3, activation="relu").fuses_with(MaxPooling2D(2))
+    assert not conv.fuses_with(ShiftedMaxPooling2D(2))
+
 
 @pytest.mark.parametrize("pool_options", [dict(pool_size=2), dict(pool_size=3, strides=2,
                                                                    padding="same")])

@@ -9,7 +9,7 @@ from ..functional.nn import fused_activation_name
 from .base import Layer
 from .core import (errors_named_after, resolve_initializer, serialize_activation,
                    serialize_initializer)
-from .pooling import MaxPooling1D, MaxPooling2D
+from .pooling import MaxPooling1D, MaxPooling2D, Pooling
 
 
 class Conv(Layer):
@@ -95,8 +95,10 @@ class Conv(Layer):
         then MaxPooling1D), run as one op (F.convolution_max_pool): the
         convolution's output, the largest array of a CNN, is then never
         written out whole.  A hook on either layer wants to see that output,
-        so a hook turns fusion off."""
+        so a hook turns fusion off; so does a subclass with a call() of its
+        own, which the one op would skip."""
         return (isinstance(next_layer, (MaxPooling1D, MaxPooling2D))
+                and type(self).call is Conv.call and type(next_layer).call is Pooling.call
                 and next_layer.spatial_dims == self.spatial_dims and self.use_bias
                 and fused_activation_name(self.activation) is not None
                 and next_layer.dtype == self.dtype
