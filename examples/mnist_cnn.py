@@ -12,6 +12,11 @@ to the digit (Dense).
 Images need a channel axis: Keras (and deepbreadth) use channels last,
 (batch, height, width, channels), so grey MNIST images become (n, 28, 28, 1).
 
+Under the hood each Conv2D -> MaxPooling2D pair runs as one op (the model
+sees that the pool alone reads the convolution's output): the convolution's
+full-size output, the largest array here, is pooled piece by piece while it
+is in the CPU's cache and never stored whole (docs/ARCHITECTURE.md).
+
     python examples/mnist_cnn.py            # 12 epochs, about 99% test accuracy
     python examples/mnist_cnn.py --quick    # a small slice, one epoch, seconds
 
