@@ -34,6 +34,11 @@ def kernel_inputs(name, count=ROTATION, seed=0):
         return {"x": [_normal(rng, (128, 13, 13, 32)) for _ in range(count)],
                 "w": _normal(rng, (3, 3, 32, 64), (9 * 32) ** -0.5),
                 "g": [_normal(rng, (128, 11, 11, 64)) for _ in range(count)]}
+    if name == "conv_pool":
+        return {"x": [_normal(rng, (128, 28, 28, 1)) for _ in range(count)],
+                "w": _normal(rng, (3, 3, 1, 32), 9 ** -0.5),
+                "b": _normal(rng, (32,), 0.1),
+                "g": [_normal(rng, (128, 13, 13, 32)) for _ in range(count)]}
     if name == "maxpool":
         return {"x": [_normal(rng, (128, 26, 26, 32)) for _ in range(count)],
                 "g": [_normal(rng, (128, 13, 13, 32)) for _ in range(count)]}

@@ -103,6 +103,16 @@ KERNELS = {
         "phases": ("fwd", "fwd+bwd"),
         "forward_mac": conv2d_mac(128, 11, 11, 3, 3, 32, 64),
     },
+    "conv_pool": {
+        # What a Conv2D(relu) -> MaxPooling2D pair costs as one step: the kernel
+        # ops each framework runs for the MNIST CNN's first block. As a first
+        # layer, only the kernel and bias gradients are taken (the FLOP count
+        # still says 3 x forward, as for every training figure here).
+        "title": "conv2d 3x3 1->32 + bias + relu + max pool 2x2 on 128x28x28x1 (NHWC), "
+                 "no input gradient",
+        "phases": ("fwd", "fwd+bwd"),
+        "forward_mac": conv2d_mac(128, 26, 26, 3, 3, 1, 32),
+    },
     "maxpool": {
         "title": "max pool 2x2 stride 2 on 128x26x26x32",
         "phases": ("fwd", "fwd+bwd"),

@@ -145,6 +145,21 @@ class DeepbreadthAdapter:
                 k.conv2d_backward_input(gi, w, xi.shape, *args)
                 k.conv2d_backward_kernel(xi, gi, w.shape, *args)
             return conv_step
+        if name == "conv_pool":
+            x, g = rotating("x"), rotating("g")
+            w, b = dev(inputs["w"]), dev(inputs["b"])
+            conv = ((1, 1), ((0, 0), (0, 0)), (1, 1), "relu")
+            pool = ((2, 2), (2, 2), ((0, 0), (0, 0)))
+            forward = k.conv2d_bias_activation_max_pool2d_forward
+            if phase == "fwd":
+                return lambda i: forward(x[i % len(x)], w, b, *conv, *pool)
+
+            def conv_pool_step(i):
+                xi = x[i % len(x)]
+                y, argmax = forward(xi, w, b, *conv, *pool)
+                k.conv2d_bias_activation_max_pool2d_backward(g[i % len(g)], y, argmax, xi, w,
+                                                            *conv, *pool, False, True)
+            return conv_pool_step
         if name == "maxpool":
             x, g = rotating("x"), rotating("g")
             args = ((2, 2), (2, 2), ((0, 0), (0, 0)))

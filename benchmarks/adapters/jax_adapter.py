@@ -97,6 +97,22 @@ class JaxAdapter:
                 return lambda i: conv(x[i % len(x)], w)
             step = vjp_all(_conv2d)
             return lambda i: step(x[i % len(x)], w, g[i % len(g)])
+        if name == "conv_pool":
+            x, g = rotating("x"), rotating("g")
+            w, b = put(inputs["w"]), put(inputs["b"])
+
+            def conv_pool(x, w, b):
+                return _max_pool(jax.nn.relu(_conv2d(x, w) + b))
+            if phase == "fwd":
+                forward = blocking(jax.jit(conv_pool))
+                return lambda i: forward(x[i % len(x)], w, b)
+
+            def conv_pool_step(x, w, b, g):
+                # Gradients of the kernel and bias only: the first layer's input needs none.
+                y, pullback = jax.vjp(lambda w, b: conv_pool(x, w, b), w, b)
+                return y, pullback(g)  # y: see vjp_all
+            step = blocking(jax.jit(conv_pool_step))
+            return lambda i: step(x[i % len(x)], w, b, g[i % len(g)])
         if name == "maxpool":
             x, g = rotating("x"), rotating("g")
             if phase == "fwd":

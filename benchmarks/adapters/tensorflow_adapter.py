@@ -112,6 +112,23 @@ class TensorflowAdapter:
             if phase == "fwd":
                 return lambda i: conv_fwd(x[i % len(x)], w)
             return lambda i: conv_step(x[i % len(x)], w, g[i % len(g)])
+        if name == "conv_pool":
+            x, g = rotating("x"), rotating("g")
+            w, b = tf.Variable(inputs["w"]), tf.Variable(inputs["b"])
+
+            def conv_pool(x):
+                y = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, w, 1, "VALID"), b))
+                return tf.nn.max_pool2d(y, 2, 2, "VALID")
+
+            @tf.function
+            def conv_pool_step(x, g):
+                with tf.GradientTape() as tape:
+                    y = conv_pool(x)
+                return y, tape.gradient(y, [w, b], output_gradients=g)  # y: see conv_step
+            if phase == "fwd":
+                forward = tf.function(conv_pool)
+                return lambda i: forward(x[i % len(x)])
+            return lambda i: conv_pool_step(x[i % len(x)], g[i % len(g)])
         if name == "maxpool":
             x, g = rotating("x"), rotating("g")
 

@@ -105,6 +105,23 @@ class TorchAdapter:
                 y = F.conv2d(xi, w)
                 return torch.autograd.grad(y, (xi, w), g[i % len(g)])
             return conv_step
+        if name == "conv_pool":
+            w = t(inputs["w"].transpose(3, 2, 0, 1)).requires_grad_(phase != "fwd")
+            b = t(inputs["b"]).requires_grad_(phase != "fwd")
+            x, g = rotating("x", nchw), rotating("g", nchw)
+
+            def conv_pool(xi):
+                return F.max_pool2d(F.relu(F.conv2d(xi, w, b)), 2)
+            if phase == "fwd":
+                def conv_pool_fwd(i):
+                    with torch.no_grad():
+                        return conv_pool(x[i % len(x)])
+                return conv_pool_fwd
+
+            def conv_pool_step(i):
+                y = conv_pool(x[i % len(x)])
+                return torch.autograd.grad(y, (w, b), g[i % len(g)])
+            return conv_pool_step
         if name == "maxpool":
             x = rotating("x", nchw, grad=phase != "fwd")
             g = rotating("g", nchw)
