@@ -42,7 +42,7 @@ from numba import njit
 from .. import composed
 from ..reference.conv import conv2d_output_size
 from ..reference.pool import pool2d_output_size
-from .elementwise import activation_code, activation_derivative_from_output, apply_activation
+from .elementwise import activation_code, activation_derivative_from_output, bias_and_activation
 from .pool import max_pool_core_for
 from .threads import (BLAS_THREADED_CHUNK_BYTES, CACHE_CHUNK_BYTES, blas_on_one_thread,
                       can_share_out, for_each_chunk, lane_count)
@@ -253,7 +253,7 @@ def conv2d_bias_activation_forward(x, w, bias, stride, padding, dilation, activa
     check_bias(bias, w.shape)
     bias = np.ascontiguousarray(bias, dtype=result_dtype(x))
     return convolve(x, w, stride, padding, dilation,
-                    epilogue=lambda y_rows: add_bias_and_activate(y_rows, bias, code))
+                    epilogue=lambda y_rows: bias_and_activation(y_rows, bias, code, y_rows))
 
 
 def convolve(x, w, stride, padding, dilation, epilogue):
@@ -481,14 +481,6 @@ def check_bias(bias, w_shape):
                          f"value per filter of the kernel {tuple(w_shape)}")
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def add_bias_and_activate(y_rows, bias, code):
-    """In place, y_rows (P, F) <- act(y_rows + bias): the forward's epilogue."""
-    for row in range(y_rows.shape[0]):
-        for channel in range(y_rows.shape[1]):
-            y_rows[row, channel] = apply_activation(y_rows[row, channel] + bias[channel], code)
-
-
 @njit(cache=True, nogil=True)
 def gradient_before_activation(grad_y_rows, y_rows, code, keep_every_pixel, grad_rows, pixels,
                                bias_sums):
@@ -558,7 +550,7 @@ def conv2d_bias_activation_max_pool2d_forward(x, w, bias, stride, padding, dilat
         read.fill_columns(x[start:stop], cols)
         conv_rows = lanes[lane].buffer("convolution", (cols.shape[0], read.filters))
         np.matmul(cols, w_matrix, out=conv_rows)
-        add_bias_and_activate(conv_rows, bias, code)
+        bias_and_activation(conv_rows, bias, code, conv_rows)
         pool_core(conv_rows.reshape(stop - start, *read.output_size, read.filters),
                   geometry.output_size[1], y[start:stop], argmax[start:stop])
 

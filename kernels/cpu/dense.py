@@ -11,8 +11,7 @@ own threads when more than one lane is allowed (`threads.matmul_on_every_lane`).
 import numpy as np
 
 from ..shapes import check_dense_shapes
-from .elementwise import (_bias_activation_backward_core, _bias_activation_forward_core,
-                          activation_code)
+from .elementwise import _bias_activation_backward_core, activation_code, bias_and_activation
 from .threads import matmul_on_every_lane
 
 
@@ -24,8 +23,7 @@ def dense_bias_activation_forward(x, w, bias, activation):
     y = matmul_on_every_lane(x, w.astype(dtype, copy=False))
     if not y.flags.c_contiguous:  # BLAS writes a fresh C array; this is for odd inputs
         y = np.ascontiguousarray(y)
-    # In place: each element is read, then written, by the same iteration.
-    _bias_activation_forward_core(y, np.ascontiguousarray(bias, dtype=dtype), code, y)
+    bias_and_activation(y, np.ascontiguousarray(bias, dtype=dtype), code, y)  # in place
     return y
 
 

@@ -164,12 +164,43 @@ def _as_rows(array):
     return np.ascontiguousarray(array).reshape(-1, array.shape[-1])
 
 
-@njit(cache=True, error_model="numpy")
+# nogil: the convolutions run it on chunks from several lanes (threads) at once.
+@njit(cache=True, nogil=True, error_model="numpy")
 def _bias_activation_forward_core(x, bias, code, y):
     rows, channels = x.shape
     for row in range(rows):
         for channel in range(channels):
             y[row, channel] = apply_activation(x[row, channel] + bias[channel], code)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _bias_activation_in_place_core(y, bias, code):
+    rows, channels = y.shape
+    for row in range(rows):
+        for channel in range(channels):
+            y[row, channel] = apply_activation(y[row, channel] + bias[channel], code)
+
+
+def bias_and_activation(x_rows, bias, code, y_rows):
+    """y_rows (P, C) <- act(x_rows + bias); y_rows may be x_rows (in place).
+    The epilogue of Dense and the convolutions, and bias_activation_forward's
+    work.
+
+    tanh goes through NumPy's ufunc: in a compiled loop each element is a
+    scalar call of the C library's tanh, which the loop cannot vectorize
+    (128 x 128 float32: 182 us against 12 us with np.tanh).  The others are
+    one compiled pass.  (sigmoid, 42 us there, stays compiled: NumPy's exp
+    with the overflow-safe branches took 167 us.)
+    """
+    if code == TANH:
+        np.add(x_rows, bias, out=y_rows)
+        np.tanh(y_rows, out=y_rows)
+    elif x_rows is y_rows:
+        # One array argument: given two, the compiled loop checks whether they
+        # overlap and, as they do, runs unvectorized (6084 x 32: 63 against 21 us).
+        _bias_activation_in_place_core(y_rows, bias, code)
+    else:
+        _bias_activation_forward_core(x_rows, bias, code, y_rows)
 
 
 def bias_activation_forward(x, bias, activation):
@@ -184,7 +215,7 @@ def bias_activation_forward(x, bias, activation):
         )
     bias = np.ascontiguousarray(bias, dtype=x.dtype)
     y = np.empty(x.shape, dtype=x.dtype)
-    _bias_activation_forward_core(_as_rows(x), bias, code, y.reshape(-1, x.shape[-1]))
+    bias_and_activation(_as_rows(x), bias, code, y.reshape(-1, x.shape[-1]))
     return y
 
 
