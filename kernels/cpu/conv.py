@@ -30,6 +30,13 @@ be one more pass over the whole output, which for the MNIST CNN's first layer
 is 11 MB.  The prologue also leaves out the output pixels whose gradient is
 zero in every filter (see gradient_before_activation).
 
+A max pool after the convolution can come with it too
+(`conv2d_bias_activation_max_pool2d_*`): forward, each chunk of the
+convolution's output is pooled while it is in cache, and only the output
+pixels some window reads are computed; backward, the prologue builds each
+chunk's gradient from the pooled output and its argmax.  The whole output is
+never written out or read back.
+
 The shape checks come from the reference set (reference/conv.py), so both sets
 accept and refuse exactly the same arguments.
 """
