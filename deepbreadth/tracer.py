@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import autograd, backend
-from .kernels.shapes import conv_output_length
+from .kernels.shapes import conv_output_shape
 from .layers.base import Layer
 
 # ----------------------------------------------------------------------------
@@ -103,11 +103,8 @@ def _convolution_max_pool_flops(node, input_shapes, output_shapes):
 
 def _convolution_output_shape(node, input_shapes):
     """(N, ..., F) of the convolution inside a ConvolutionMaxPool node."""
-    x_shape, kernel_shape = input_shapes[0], input_shapes[1]
     strides, padding, dilation = node.options[:3]
-    spatial = tuple(conv_output_length(n, k, s, before, after, d) for n, k, s, (before, after), d
-                    in zip(x_shape[1:-1], kernel_shape[:-2], strides, padding, dilation))
-    return (x_shape[0], *spatial, kernel_shape[-1])
+    return conv_output_shape(input_shapes[0], input_shapes[1], strides, padding, dilation)
 
 
 def _dense_flops(node, input_shapes, output_shapes):

@@ -7,7 +7,7 @@ calls differ.  So it lives here, taking those kernels as its first arguments,
 and each set's contract function is one call that names the kernels it is made
 of.  Arrays only, NumPy or CuPy: nothing here looks at the device.
 """
-from .shapes import check_dense_shapes, conv1d_as_conv2d, conv_output_length, pool1d_as_pool2d
+from .shapes import check_dense_shapes, conv1d_as_conv2d, conv_output_shape, pool1d_as_pool2d
 
 
 # --- conv1d as conv2d on a height-1 view --------------------------------------
@@ -70,23 +70,24 @@ def conv2d_bias_activation_backward(conv2d_backward_input, conv2d_backward_kerne
     """(grad_x, grad_w, grad_bias) of y = act(conv2d(x, w) + bias), read from y;
     grad_x (grad_w) is None unless need_grad_x (need_grad_w)."""
     grad_conv, grad_bias = bias_activation_backward(grad_y, y, activation)
+    grad_x, grad_w = conv2d_gradients(conv2d_backward_input, conv2d_backward_kernel, grad_conv, x,
+                                      w, stride, padding, dilation, need_grad_x, need_grad_w)
+    return grad_x, grad_w, grad_bias
+
+
+def conv2d_gradients(conv2d_backward_input, conv2d_backward_kernel, grad_conv, x, w, stride,
+                     padding, dilation, need_grad_x, need_grad_w):
+    """(grad_x, grad_w) from the gradient of conv2d(x, w)'s own output, each None
+    unless asked for."""
     grad_x = grad_w = None
     if need_grad_x:
         grad_x = conv2d_backward_input(grad_conv, w, x.shape, stride, padding, dilation)
     if need_grad_w:
         grad_w = conv2d_backward_kernel(x, grad_conv, w.shape, stride, padding, dilation)
-    return grad_x, grad_w, grad_bias
+    return grad_x, grad_w
 
 
 # --- a convolution and the max pool that follows it --------------------------
-
-
-def conv2d_output_shape(x_shape, w_shape, stride, padding, dilation):
-    """(N, OH, OW, F) of conv2d(x, w): the shape of what a fused max pool reads."""
-    output_size = tuple(conv_output_length(n, k, s, before, after, d)
-                        for n, k, s, (before, after), d in zip(x_shape[1:3], w_shape[:2], stride,
-                                                              padding, dilation))
-    return (x_shape[0], *output_size, w_shape[3])
 
 
 def conv2d_bias_activation_max_pool2d_forward(conv2d_bias_activation_forward, max_pool2d_forward,
@@ -111,13 +112,10 @@ def conv2d_bias_activation_max_pool2d_backward(conv2d_backward_input, conv2d_bac
     pixel of the convolution gets no gradient.  grad_bias sums g.
     """
     g, grad_bias = bias_activation_backward(grad_y, y, activation)
-    conv_shape = conv2d_output_shape(x.shape, w.shape, stride, padding, dilation)
+    conv_shape = conv_output_shape(x.shape, w.shape, stride, padding, dilation)
     grad_conv = max_pool2d_backward(g, argmax, conv_shape, pool, pool_stride, pool_padding)
-    grad_x = grad_w = None
-    if need_grad_x:
-        grad_x = conv2d_backward_input(grad_conv, w, x.shape, stride, padding, dilation)
-    if need_grad_w:
-        grad_w = conv2d_backward_kernel(x, grad_conv, w.shape, stride, padding, dilation)
+    grad_x, grad_w = conv2d_gradients(conv2d_backward_input, conv2d_backward_kernel, grad_conv, x,
+                                      w, stride, padding, dilation, need_grad_x, need_grad_w)
     return grad_x, grad_w, grad_bias
 
 

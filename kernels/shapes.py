@@ -12,6 +12,15 @@ def conv_output_length(length, kernel_size, stride, pad_before, pad_after, dilat
     return (length + pad_before + pad_after - effective_kernel) // stride + 1
 
 
+def conv_output_shape(x_shape, w_shape, stride, padding, dilation):
+    """(N, ..., F): the output shape of a convolution of x (N, ..., C) with a kernel
+    w (..., C, F), any number of spatial axes; padding as (before, after) pairs."""
+    spatial = tuple(conv_output_length(n, k, s, before, after, d)
+                    for n, k, s, (before, after), d in zip(x_shape[1:-1], w_shape[:-2], stride,
+                                                          padding, dilation))
+    return (x_shape[0], *spatial, w_shape[-1])
+
+
 def same_padding(length, kernel_size, stride, dilation=1):
     """Keras/TensorFlow 'same' padding: output length is ceil(length / stride).
 

@@ -50,7 +50,7 @@ from .. import composed
 from ..reference.conv import conv2d_output_size
 from ..reference.pool import pool2d_output_size
 from .elementwise import activation_code, activation_derivative_from_output, bias_and_activation
-from .pool import max_pool_core_for
+from .pool import max_pool_core_for, windows_2x2_side_by_side
 from .threads import (BLAS_THREADED_CHUNK_BYTES, CACHE_CHUNK_BYTES, blas_on_one_thread,
                       can_share_out, for_each_chunk, lane_count)
 
@@ -446,23 +446,24 @@ class LaneSums(Scratch):
                                           grad_rows, pixels, self.bias)
         return grad_rows[:kept], pixels[:kept]
 
-    def pooled_prologue(self, chunk_grad_y, chunk_y, chunk_argmax, code, pixels_per_image,
+    def pooled_prologue(self, chunk_grad_y, chunk_y, chunk_argmax, code, output_size,
                         keep_every_pixel, windows_2x2):
         """-> (grad_rows, pixels): gradient_from_pooled on one chunk of images, into
-        this lane's buffers, cut to the pixels kept (as prologue).  windows_2x2:
-        the convolution's output size (OH, OW) when the pool had 2x2 windows side
-        by side, unpadded (then gradient_from_2x2_pooled), else None."""
+        this lane's buffers, cut to the pixels kept (as prologue).  output_size:
+        the convolution's (OH, OW); windows_2x2: the pool had 2x2 windows side by
+        side (then gradient_from_2x2_pooled)."""
+        pixels_per_image = output_size[0] * output_size[1]
         rows = chunk_grad_y.shape[0] * pixels_per_image
         grad_rows = self.buffer("gradient", (rows, self.filters))
         pixels = self.buffer("pixels", (rows,), np.int64)
-        if windows_2x2 is None:
+        if windows_2x2:
+            kept = gradient_from_2x2_pooled(chunk_grad_y, chunk_y, chunk_argmax, code,
+                                            output_size, keep_every_pixel, grad_rows, pixels,
+                                            self.bias)
+        else:
             kept = gradient_from_pooled(chunk_grad_y, chunk_y, chunk_argmax, code,
                                         pixels_per_image, keep_every_pixel, grad_rows, pixels,
                                         self.bias)
-        else:
-            kept = gradient_from_2x2_pooled(chunk_grad_y, chunk_y, chunk_argmax, code,
-                                            windows_2x2, keep_every_pixel, grad_rows, pixels,
-                                            self.bias)
         return grad_rows[:kept], pixels[:kept]
 
 
@@ -589,16 +590,13 @@ def conv2d_bias_activation_max_pool2d_backward(grad_y, y, argmax, x, w, stride, 
     grad_y = np.ascontiguousarray(grad_y, dtype=dtype)
     y = np.ascontiguousarray(y, dtype=dtype)
     argmax = np.ascontiguousarray(argmax, dtype=np.int64)
-    out_h, out_w = geometry.output_size
-    windows_2x2 = None
-    unpadded = all(int(before) == 0 for before, _ in pool_padding)
-    if tuple(int(n) for n in pool) == (2, 2) == tuple(int(n) for n in pool_stride) \
-            and unpadded and y.shape[1:3] == (out_h // 2, out_w // 2):
-        windows_2x2 = geometry.output_size
+    conv_shape = (x.shape[0], *geometry.output_size, geometry.filters)
+    windows_2x2 = windows_2x2_side_by_side(conv_shape, y.shape[1:3], pool, pool_stride,
+                                           pool_padding)
 
     def chunk_gradient(sums, start, stop):
         return sums.pooled_prologue(grad_y[start:stop], y[start:stop], argmax[start:stop], code,
-                                    geometry.pixels_per_image, geometry.columns_transposed,
+                                    geometry.output_size, geometry.columns_transposed,
                                     windows_2x2)
 
     return backpropagate(geometry, x.shape, dtype, chunk_gradient,

@@ -214,15 +214,22 @@ def over_the_lanes(batch, elements, pool_images):
                    lanes)
 
 
+def windows_2x2_side_by_side(x_shape, output_size, pool, stride, padding):
+    """True for the layer's default: 2x2 windows side by side, unpadded, every
+    window inside x (N, H, W, C).  Each element of x then lies in one window
+    at most."""
+    pool, stride, pad_before = as_ints(pool), as_ints(stride), as_ints(p[0] for p in padding)
+    windows_inside = 2 * output_size[0] <= x_shape[1] and 2 * output_size[1] <= x_shape[2]
+    return pool == (2, 2) and stride == (2, 2) and pad_before == (0, 0) and windows_inside
+
+
 def max_pool_core_for(x_shape, output_size, pool, stride, padding):
     """core(x, plane_width, y, argmax): the max pooling loop for this geometry, over
     any run of whole images (plane_width: see max_pool2d_core).  The 2x2 loop
-    serves the layer's default, 2x2 windows side by side and unpadded; the
-    general loop every other geometry."""
-    pool, stride, pad_before = as_ints(pool), as_ints(stride), as_ints(p[0] for p in padding)
-    windows_inside = 2 * output_size[0] <= x_shape[1] and 2 * output_size[1] <= x_shape[2]
-    if pool == (2, 2) and stride == (2, 2) and pad_before == (0, 0) and windows_inside:
+    serves windows_2x2_side_by_side; the general loop every other geometry."""
+    if windows_2x2_side_by_side(x_shape, output_size, pool, stride, padding):
         return max_pool2x2_core
+    pool, stride, pad_before = as_ints(pool), as_ints(stride), as_ints(p[0] for p in padding)
     return lambda x, plane_width, y, argmax: max_pool2d_core(x, pool, stride, pad_before,
                                                              plane_width, y, argmax)
 
