@@ -5,6 +5,8 @@ CuPy and a GPU are present (otherwise its tests are skipped with the reason).
 Kernels under test take and return arrays of their own device; `candidate.asarray`
 moves inputs there and `candidate.to_numpy` brings results back.
 """
+import contextlib
+
 import numpy as np
 import pytest
 from gpu_support import gpu_unavailable_reason
@@ -60,3 +62,17 @@ def assert_close(actual, expected, dtype, what=""):
     rtol = 1e-10 if np.dtype(dtype) == np.float64 else 1e-5
     scale = max(1.0, float(np.max(np.abs(expected))) if expected.size else 1.0)
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
+
+
+@contextlib.contextmanager
+def lanes(count):
+    """Numba's thread count (the CPU kernels' lanes) set to `count`, at most what
+    Numba started with, inside the block; the previous count after it."""
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)

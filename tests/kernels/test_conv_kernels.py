@@ -8,7 +8,7 @@
 """
 import numpy as np
 import pytest
-from conftest import assert_close
+from conftest import assert_close, lanes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -201,14 +201,13 @@ def one_image_per_chunk_with_poisoned_scratch(monkeypatch):
 
 
 @pytest.mark.parametrize("channels", [1, 6])
-@pytest.mark.parametrize("lanes", [1, 2])
-def test_cpu_conv_in_many_chunks_with_poisoned_scratch(reference, monkeypatch, channels, lanes):
+@pytest.mark.parametrize("lane_count", [1, 2])
+def test_cpu_conv_in_many_chunks_with_poisoned_scratch(reference, monkeypatch, channels,
+                                                       lane_count):
     """Chunks of one image shared out over lanes, scratch buffers that start as NaN
     (or -1 for pixel lists), some pixels without gradient: still the reference's
     results.  (Without threadpoolctl the kernels run one chunk per pass, and this
     checks that.)"""
-    import numba
-
     from deepbreadth.kernels import cpu
 
     one_image_per_chunk_with_poisoned_scratch(monkeypatch)
@@ -217,17 +216,13 @@ def test_cpu_conv_in_many_chunks_with_poisoned_scratch(reference, monkeypatch, c
     w = rng.standard_normal((3, 2, channels, 4)).astype(np.float32)
     bias = rng.standard_normal(4).astype(np.float32)
     geometry = ((1, 1), ((1, 1), (0, 1)), (1, 1))
-    previous_lanes = numba.get_num_threads()
-    numba.set_num_threads(min(lanes, numba.config.NUMBA_NUM_THREADS))
-    try:
+    with lanes(lane_count):
         y = cpu.conv2d_bias_activation_forward(x, w, bias, *geometry, "relu")
         grad_y = gradient_with_silent_pixels(rng, y.shape, np.float32)
         found = cpu.conv2d_bias_activation_backward(grad_y, y, x, w, *geometry, "relu",
                                                     True, True)
         unfused = (cpu.conv2d_backward_input(grad_y, w, x.shape, *geometry),
                    cpu.conv2d_backward_kernel(x, grad_y, w.shape, *geometry))
-    finally:
-        numba.set_num_threads(previous_lanes)
     assert_close(y, reference.conv2d_bias_activation_forward(x, w, bias, *geometry, "relu"),
                  np.float32, "forward")
     expected = reference.conv2d_bias_activation_backward(grad_y, y, x, w, *geometry, "relu",
@@ -376,13 +371,11 @@ def test_reference_conv_pool_is_the_fused_conv_then_the_pool(reference):
 
 
 @pytest.mark.parametrize("channels", [1, 6])
-@pytest.mark.parametrize("lanes", [1, 2])
+@pytest.mark.parametrize("lane_count", [1, 2])
 def test_cpu_conv_pool_in_many_chunks_with_poisoned_scratch(reference, monkeypatch, channels,
-                                                            lanes):
+                                                            lane_count):
     """As the test above, for the convolution with its max pool: one image per
     chunk, over the lanes, scratch buffers that start as NaN or -1."""
-    import numba
-
     from deepbreadth.kernels import cpu
 
     one_image_per_chunk_with_poisoned_scratch(monkeypatch)
@@ -392,16 +385,12 @@ def test_cpu_conv_pool_in_many_chunks_with_poisoned_scratch(reference, monkeypat
     bias = rng.standard_normal(4).astype(np.float32)
     geometry = ((1, 1), ((1, 1), (0, 1)), (1, 1))
     pooling = ((2, 2), (2, 2), ((0, 0), (0, 0)))
-    previous_lanes = numba.get_num_threads()
-    numba.set_num_threads(min(lanes, numba.config.NUMBA_NUM_THREADS))
-    try:
+    with lanes(lane_count):
         y, argmax = cpu.conv2d_bias_activation_max_pool2d_forward(x, w, bias, *geometry, "relu",
                                                                   *pooling)
         grad_y = rng.standard_normal(y.shape).astype(np.float32)
         found = cpu.conv2d_bias_activation_max_pool2d_backward(
             grad_y, y, argmax, x, w, *geometry, "relu", *pooling, True, True)
-    finally:
-        numba.set_num_threads(previous_lanes)
     expected_y, _ = reference.conv2d_bias_activation_max_pool2d_forward(
         x, w, bias, *geometry, "relu", *pooling)
     assert_close(y, expected_y, np.float32, "forward")

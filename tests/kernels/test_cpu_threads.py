@@ -7,6 +7,7 @@ equals the whole product.  (Whether the lanes pay is a benchmark question.)
 import numba
 import numpy as np
 import pytest
+from conftest import lanes
 
 from deepbreadth.kernels.cpu import threads
 
@@ -18,10 +19,8 @@ needs_two_lanes = pytest.mark.skipif(
 
 @pytest.fixture
 def two_lanes():
-    previous = numba.get_num_threads()
-    numba.set_num_threads(2)
-    yield
-    numba.set_num_threads(previous)
+    with lanes(2):
+        yield
 
 
 @needs_two_lanes
@@ -186,14 +185,10 @@ def test_one_lane_never_touches_blas_threads(monkeypatch):
                         {"paused_until": float("-inf"), "slow_in_a_row": 0,
                          "one_thread_seconds": {}})
     monkeypatch.setattr(threads, "_lanes_shared", {"last": float("-inf")})
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
+    with lanes(1):
         a, b = operands()
         with threads.blas_on_one_thread():
             for _ in range(2):
                 np.testing.assert_allclose(threads.matmul_on_every_lane(a, b), a @ b,
                                            rtol=1e-12)
-    finally:
-        numba.set_num_threads(previous)
     assert not threads._blas_threads["one_thread_seconds"], "one lane: no yardstick, no threads"

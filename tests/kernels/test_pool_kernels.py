@@ -10,7 +10,7 @@ order, and padded positions never win.
 """
 import numpy as np
 import pytest
-from conftest import assert_close
+from conftest import assert_close, lanes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -343,8 +343,6 @@ def test_reference_global_pools_backward_match_finite_differences(reference):
 def test_max_pool_over_two_lanes_matches_reference(reference, monkeypatch, pool, stride):
     """2x2 windows (their own core), overlapping rows (zeroed first) and windows whose
     rows do not overlap (written band by band), each with the batch cut between lanes."""
-    import numba
-
     from deepbreadth.kernels.cpu import pool as cpu_pool
     from deepbreadth.kernels.cpu import threads
 
@@ -357,15 +355,10 @@ def test_max_pool_over_two_lanes_matches_reference(reference, monkeypatch, pool,
     rng = np.random.default_rng(4)
     x = random_values(rng, (5, 7, 9, 3), np.float32, with_ties=True)
     padding = resolve_padding("valid", x.shape[1:3], pool, stride, (1, 1))
-    grad_y = None
-    previous = numba.get_num_threads()
-    numba.set_num_threads(2)
-    try:
+    with lanes(2):
         y, argmax = cpu_pool.max_pool2d_forward(x, pool, stride, padding)
         grad_y = rng.standard_normal(y.shape).astype(np.float32)
         grad_x = cpu_pool.max_pool2d_backward(grad_y, argmax, x.shape, pool, stride, padding)
-    finally:
-        numba.set_num_threads(previous)
     assert chunks == [2, 2], "forward and backward were not both shared over two lanes"
     expected_y, expected_argmax = reference.max_pool2d_forward(x, pool, stride, padding)
     assert_close(y, expected_y, np.float32, "y")
