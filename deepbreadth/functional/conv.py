@@ -76,6 +76,14 @@ def window_output_shape(op, spatial_shape, window, strides, pairs, dilation, pad
     return sizes
 
 
+def check_kernel_rank(op, kernel, spatial_dims):
+    """ValueError naming the layout unless kernel is (K, C, F) or (KH, KW, C, F)."""
+    layouts = {1: "(K, C, F)", 2: "(KH, KW, C, F)"}
+    if kernel.ndim != spatial_dims + 2:
+        raise ValueError(f"{op} expects a kernel {layouts[spatial_dims]}, got shape "
+                         f"{tuple(kernel.shape)}")
+
+
 def check_rank(op, x, spatial_dims):
     expected = {1: "(batch, steps, channels)", 2: "(batch, height, width, channels)"}
     if x.ndim != spatial_dims + 2:
@@ -204,13 +212,11 @@ def convolution_options(x, kernel, bias, strides, padding, dilation_rate):
 
 def conv1d(x, kernel, strides=1, padding="valid", dilation_rate=1):
     """x (N, L, C) with kernel (K, C, F) -> (N, OL, F). padding: 'valid', 'same' or 'causal'."""
-    if kernel.ndim != 3:
-        raise ValueError(f"conv1d expects a kernel (K, C, F), got shape {tuple(kernel.shape)}")
+    check_kernel_rank("conv1d", kernel, spatial_dims=1)
     return convolution(x, kernel, strides, padding, dilation_rate)
 
 
 def conv2d(x, kernel, strides=1, padding="valid", dilation_rate=1):
     """x (N, H, W, C) with kernel (KH, KW, C, F) -> (N, OH, OW, F). padding: 'valid' or 'same'."""
-    if kernel.ndim != 4:
-        raise ValueError(f"conv2d expects a kernel (KH, KW, C, F), got shape {tuple(kernel.shape)}")
+    check_kernel_rank("conv2d", kernel, spatial_dims=2)
     return convolution(x, kernel, strides, padding, dilation_rate)

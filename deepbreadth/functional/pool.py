@@ -12,7 +12,8 @@ does for a Conv2D (Conv1D) layer followed by a MaxPooling2D (MaxPooling1D) layer
 """
 from .. import backend
 from ..autograd import Function, Tensor
-from .conv import check_rank, convolution, convolution_options, pool_options
+from .conv import (check_kernel_rank, check_rank, convolution, convolution_options,
+                   pool_options)
 from .nn import fused_activation_name, wrap_or_none
 
 
@@ -152,9 +153,7 @@ def conv2d_max_pool2d(x, kernel, bias, strides=1, padding="valid", dilation_rate
                       pool_padding="valid"):
     """max_pool2d(activation(conv2d(x, kernel) + bias)) -> (N, PH, PW, F); see
     convolution_max_pool."""
-    if kernel.ndim != 4:
-        raise ValueError(f"conv2d_max_pool2d expects a kernel (KH, KW, C, F), got shape "
-                         f"{tuple(kernel.shape)}")
+    check_kernel_rank("conv2d_max_pool2d", kernel, spatial_dims=2)
     return convolution_max_pool(x, kernel, bias, strides, padding, dilation_rate, activation,
                                 pool_size, pool_strides, pool_padding)
 
@@ -163,9 +162,7 @@ def conv1d_max_pool1d(x, kernel, bias, strides=1, padding="valid", dilation_rate
                       activation=None, pool_size=2, pool_strides=None, pool_padding="valid"):
     """max_pool1d(activation(conv1d(x, kernel) + bias)) -> (N, PL, F); see
     convolution_max_pool."""
-    if kernel.ndim != 3:
-        raise ValueError(f"conv1d_max_pool1d expects a kernel (K, C, F), got shape "
-                         f"{tuple(kernel.shape)}")
+    check_kernel_rank("conv1d_max_pool1d", kernel, spatial_dims=1)
     return convolution_max_pool(x, kernel, bias, strides, padding, dilation_rate, activation,
                                 pool_size, pool_strides, pool_padding)
 
