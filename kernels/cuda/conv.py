@@ -191,6 +191,7 @@ def conv2d_bias_activation_max_pool2d_backward(grad_y, y, argmax, x, w, stride, 
         max_pool2d_backward, grad_y, y, argmax, x, w, stride, padding, dilation, activation,
         pool, pool_stride, pool_padding, need_grad_x, need_grad_w)
 
+
 def conv1d_bias_activation_max_pool1d_forward(x, w, bias, stride, padding, dilation, activation,
                                               pool, pool_stride, pool_padding):
     """max_pool1d(act(conv1d(x, w) + bias)): the 2-D kernel on a height-1 view."""
