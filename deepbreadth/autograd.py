@@ -472,7 +472,20 @@ class Function:
     def apply(cls, *inputs, **options):
         tensors = _to_tensors(inputs)
         ctx = Node(cls)
-        started = _notify_op_started("forward", ctx) if _op_observers else None
+        if not _op_observers:
+            return cls._forward_and_link(ctx, tensors, options)
+        started = _notify_op_started("forward", ctx)
+        result = cls._forward_and_link(ctx, tensors, options)
+        # Observers that replay the op later (deepbreadth/replay.py) need its options.
+        ctx.apply_options = options
+        _notify_op_finished("forward", ctx, tensors, result, started)
+        return result
+
+    @classmethod
+    def _forward_and_link(cls, ctx, tensors, options):
+        """forward() on the tensors' arrays; its outputs as Tensors, linked to
+        `ctx` in the graph when a gradient will flow back through them.  The
+        part of `apply` that a replayed step (deepbreadth/replay.py) runs too."""
         try:
             outputs = cls.forward(ctx, *[t.data for t in tensors], **options)
         except ShapeError:
@@ -494,8 +507,6 @@ class Function:
             result = tuple(Tensor._wrap(output, records) for output in outputs)
             if records:
                 ctx.record(tensors, result)
-        if started is not None:
-            _notify_op_finished("forward", ctx, tensors, result, started)
         return result
 
 

@@ -432,16 +432,22 @@ class LossFunctionWrapper(Loss):
 
 
 class MeanSquaredError(LossFunctionWrapper):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error"):
         super().__init__(mean_squared_error, reduction=reduction, name=name)
 
 
 class MeanAbsoluteError(LossFunctionWrapper):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error"):
         super().__init__(mean_absolute_error, reduction=reduction, name=name)
 
 
 class Huber(LossFunctionWrapper):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss"):
         super().__init__(huber, reduction=reduction, name=name, delta=delta)
 
@@ -456,12 +462,19 @@ class _CrossentropyLoss(Loss):
         self.from_logits = from_logits
         self._logits_detector = _LogitsDetector(name, self.last_activation)
 
+    def _formula_is_fixed(self):
+        """True once this loss's formula can no longer change from batch to batch:
+        from logits, or probabilities found to be logits (that decision sticks).
+        Until then a replayed step, which skips the detector, could differ."""
+        return self.from_logits or self._logits_detector.found_logits
+
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits}
 
 
 class SparseCategoricalCrossentropy(_CrossentropyLoss):
     """Crossentropy for integer class labels; see `sparse_categorical_crossentropy`."""
+    replays_exactly = _CrossentropyLoss._formula_is_fixed  # see deepbreadth/replay.py
 
     def __init__(self, from_logits=False, reduction="sum_over_batch_size",
                  name="sparse_categorical_crossentropy"):
@@ -489,6 +502,7 @@ class SparseCategoricalCrossentropy(_CrossentropyLoss):
 
 class CategoricalCrossentropy(_CrossentropyLoss):
     """Crossentropy for one-hot labels; see `categorical_crossentropy`."""
+    replays_exactly = _CrossentropyLoss._formula_is_fixed  # see deepbreadth/replay.py
 
     def __init__(self, from_logits=False, label_smoothing=0.0,
                  reduction="sum_over_batch_size", name="categorical_crossentropy"):

@@ -41,17 +41,21 @@ import os
 
 import numpy as np
 
-from . import backend, saving
+from . import autograd, backend, replay, saving
 from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from .autograd import Tensor, no_grad
 from .functional.loss import label_checks_deferred
-from .layers.base import Input, Layer, SymbolicTensor, _flatten, map_structure, structure_changed
+from .layers.base import (Input, Layer, SymbolicTensor, _flatten, map_structure,
+                          structure_changed, structure_version)
 from .layers.recurrent import SequenceInputError
 
 DEFAULT_BATCH_SIZE = 32
+# Recorded training steps kept per model (one per batch shape, say); more are
+# forgotten all at once.
+MAX_RECORDED_STEPS = 8
 
 
 class NaNLossError(FloatingPointError):
@@ -68,6 +72,7 @@ class InputLayer(Layer):
     (and is not listed in `model.layers`, as in Keras); a functional model
     lists one per input first.
     """
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
 
     def __init__(self, input_shape=None, batch_size=None, dtype=None, name=None, shape=None,
                  batch_shape=None, **kwargs):
@@ -195,6 +200,11 @@ def _batch_bounds(count, batch_size):
     return [(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
 
 
+def _as_list(inputs):
+    """A model's input (one Tensor, or a list of them) as a list."""
+    return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+
+
 def _take(arrays, rows):
     return [array[rows] for array in arrays]
 
@@ -316,6 +326,10 @@ class Model(Layer):
         # save/load and summary rebuild the model from them.
         self._input_specs = None
         self._takes_list = False
+        # Keras's switch: True runs every training step eagerly; otherwise a
+        # step may be replayed from a recording of an earlier one (replay.py).
+        self.run_eagerly = False
+        self._recorded_steps = {}  # the key of a step's kind -> RecordedStep or None
         self._is_functional = inputs is not None or outputs is not None
         if self._is_functional:
             self._init_graph(inputs, outputs)
@@ -474,9 +488,11 @@ class Model(Layer):
                 jit_compile=None, **kwargs):
         """Choose the optimizer, the loss and the metrics (Keras names or objects).
 
-        run_eagerly, steps_per_execution and jit_compile are accepted so that
-        Keras code runs; they tune TensorFlow's graph compilation, which does
-        not exist here (every step runs eagerly).
+        run_eagerly=True makes every training step run eagerly: layer by layer,
+        op by op.  By default a step is recorded once and replayed (see
+        deepbreadth/replay.py), as Keras with TensorFlow traces it into a graph.
+        steps_per_execution and jit_compile are accepted so that Keras code
+        runs; they tune TensorFlow's graph compilation, which does not exist here.
         """
         if kwargs:
             raise TypeError(f"compile() got unexpected arguments: {sorted(kwargs)}")
@@ -495,6 +511,9 @@ class Model(Layer):
         self.compiled_metrics = [metrics_module.get(metric, loss=self.loss)
                                  for metric in metric_identifiers]
         self._compile_arguments = {"metrics": metric_identifiers}
+        if run_eagerly is not None:
+            self.run_eagerly = bool(run_eagerly)
+        self._recorded_steps = {}  # recorded with the loss compiled before
 
     @property
     def metrics_names(self):
@@ -572,10 +591,9 @@ class Model(Layer):
             return self._train_step_body(x_arrays, y_arrays, sample_weight, weights, device)
 
     def _train_step_body(self, x_arrays, y_arrays, sample_weight, weights, device):
-        outputs = self(self._model_input(x_arrays, device), training=True)
-        with label_checks_deferred():  # the loss is read below; no wait before that
-            loss = self.loss(self._targets(y_arrays, device), outputs, sample_weight=sample_weight)
-        loss.backward()
+        inputs = self._model_input(x_arrays, device)
+        targets = self._targets(y_arrays, device)
+        outputs, loss = self._forward_and_backward(inputs, targets, sample_weight)
         # Read the loss only now: on a GPU, reading it waits for the device, and
         # the backward pass has been queued behind the forward in the meantime.
         loss_value = float(loss.item())
@@ -587,6 +605,60 @@ class Model(Layer):
         self.optimizer.zero_grad(weights)
         self._update_metrics(loss_value, y_arrays, outputs)
         return loss_value
+
+    def _forward_and_backward(self, inputs, targets, sample_weight):
+        """(outputs, loss) of a training step, with every weight's gradient in .grad.
+
+        Replayed from a recording of an earlier step of the same kind when
+        there is one (deepbreadth/replay.py); else run eagerly, and recorded
+        when the model may be replayed.
+        """
+        key = self._replay_key(inputs, targets, sample_weight)
+        recording = self._recorded_steps.get(key) if key is not None else None
+        if recording is not None and not any(layer._has_hooks() for layer in recording.layers):
+            return recording.run(_as_list(inputs), [targets])
+        if key is None or key in self._recorded_steps:  # cannot replay, or has hooks now
+            return self._eager_forward_and_backward(inputs, targets, sample_weight)
+        with replay.StepRecorder(_as_list(inputs), [targets], self.weights) as recorder:
+            outputs, loss = self._eager_forward_and_loss(inputs, targets, sample_weight)
+        layers = self._layers_for_replay()
+        if layers is None:
+            recorder.why_not = "a layer or the loss does not declare replays_exactly"
+        if len(self._recorded_steps) >= MAX_RECORDED_STEPS:
+            self._recorded_steps.clear()  # e.g. a new batch size every step
+        self._recorded_steps[key] = recorder.recording(outputs, loss, layers or [])
+        loss.backward()
+        return outputs, loss
+
+    def _eager_forward_and_loss(self, inputs, targets, sample_weight):
+        outputs = self(inputs, training=True)
+        with label_checks_deferred():  # the loss is read later; no wait before that
+            loss = self.loss(targets, outputs, sample_weight=sample_weight)
+        return outputs, loss
+
+    def _eager_forward_and_backward(self, inputs, targets, sample_weight):
+        outputs, loss = self._eager_forward_and_loss(inputs, targets, sample_weight)
+        loss.backward()
+        return outputs, loss
+
+    def _replay_key(self, inputs, targets, sample_weight):
+        """What a recorded step depends on, beyond its ops: the layers and weights
+        (their version), the loss, and the batch's shapes, dtypes and devices.
+        None when this step must run eagerly."""
+        if (self.run_eagerly or sample_weight is not None or autograd._op_observers
+                or self._has_hooks()):
+            return None
+        batch = tuple((type(t.data), t.shape, t.dtype) for t in _as_list(inputs) + [targets])
+        return (structure_version(), id(self.loss), batch)
+
+    def _layers_for_replay(self):
+        """Every layer, if each one and the loss replay exactly; else None."""
+        if type(self).call not in (Model.call, Sequential.call):
+            return None  # a subclassed model's call may do more than its layers
+        layers = self.layers
+        if not replay.replays_exactly(self.loss) or not all(map(replay.replays_exactly, layers)):
+            return None
+        return layers
 
     def _test_step(self, x_arrays, y_arrays, sample_weight):
         device = self._weights_device()

@@ -27,10 +27,12 @@ class Dropout(Function):
     once_differentiable = True
 
     @staticmethod
-    def forward(ctx, x, seed, rate):
+    def forward(ctx, x, rate, generator=None):
+        # The seed is drawn here, not by the caller, so that every run of the
+        # op draws a new mask, a replayed one as well (deepbreadth/replay.py).
         # The kernel draws the mask from the seed as it goes (docs/KERNELS.md).
         ctx.rate = rate
-        y, mask = backend.kernel("dropout_forward", x)(x, seed, rate)
+        y, mask = backend.kernel("dropout_forward", x)(x, draw_seed(generator), rate)
         ctx.save_for_backward(mask)
         return y
 
@@ -51,7 +53,7 @@ def dropout(x, rate, training=True, generator=None):
         raise ValueError(f"dropout: rate must be in [0, 1), got {rate!r}")
     if not training or rate == 0.0:
         return x
-    return Dropout.apply(x, seed=draw_seed(generator), rate=float(rate))
+    return Dropout.apply(x, rate=float(rate), generator=generator)
 
 
 # ----------------------------------------------------------------------------

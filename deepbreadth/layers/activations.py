@@ -8,6 +8,8 @@ from .base import Layer
 
 
 class Softmax(Layer):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
         self.axis = axis
@@ -21,6 +23,7 @@ class Softmax(Layer):
 
 class ReLU(Layer):
     """max(x, 0), optionally capped at max_value (ReLU(6.0) is ReLU6)."""
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
 
     def __init__(self, max_value=None, negative_slope=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -38,6 +41,7 @@ class ReLU(Layer):
 
 class LeakyReLU(Layer):
     """x for x > 0, negative_slope * x otherwise (Keras's default slope 0.3)."""
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
 
     def __init__(self, negative_slope=0.3, alpha=None, **kwargs):
         super().__init__(**kwargs)
@@ -52,6 +56,8 @@ class LeakyReLU(Layer):
 
 
 class ELU(Layer):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
         self.alpha = alpha

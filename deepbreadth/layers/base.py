@@ -41,6 +41,11 @@ def structure_changed():
     _structure["version"] += 1
 
 
+def structure_version():
+    """A number that changes whenever a layer, a weight or trainability changes."""
+    return _structure["version"]
+
+
 def _snake_case(name):
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()

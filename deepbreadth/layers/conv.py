@@ -122,6 +122,7 @@ class Conv(Layer):
 
 class Conv1D(Conv):
     """1-D convolution over (batch, steps, channels); padding 'valid', 'same' or 'causal'."""
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
 
     spatial_dims = 1
     input_layout = "(batch, steps, channels)"
@@ -130,6 +131,7 @@ class Conv1D(Conv):
 
 class Conv2D(Conv):
     """2-D convolution over (batch, height, width, channels); padding 'valid' or 'same'."""
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
 
     spatial_dims = 2
     input_layout = "(batch, height, width, channels)"

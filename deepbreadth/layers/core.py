@@ -60,6 +60,7 @@ def serialize_initializer(initializer):
 # ----------------------------------------------------------------------------
 class Activation(Layer):
     """Apply an activation function by name: Activation('relu')."""
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -74,6 +75,7 @@ class Activation(Layer):
 
 class Flatten(Layer):
     """(batch, d1, d2, ...) -> (batch, d1 * d2 * ...): the batch axis stays."""
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -95,6 +97,7 @@ class Flatten(Layer):
 
 class Reshape(Layer):
     """Reshape every sample to `target_shape` (batch axis excluded; one -1 allowed)."""
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
@@ -129,6 +132,7 @@ class Reshape(Layer):
 class Dropout(Layer):
     """During training, zero a fraction `rate` of the inputs and scale the rest
     by 1 / (1 - rate); at inference, pass the input through unchanged."""
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)

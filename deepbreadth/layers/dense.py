@@ -10,6 +10,7 @@ class Dense(Layer):
 
     kernel has shape (input features, units), bias (units,), as in Keras.
     """
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):

@@ -37,11 +37,15 @@ class _Merge(Layer):
 
 
 class Add(_Merge):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     def merge(self, inputs):
         return reduce(F.add, inputs)
 
 
 class Subtract(_Merge):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     def merge(self, inputs):
         if len(inputs) != 2:
             raise ValueError(f"Subtract layer '{self.name}' takes exactly two tensors, got {len(inputs)}")
@@ -49,27 +53,36 @@ class Subtract(_Merge):
 
 
 class Multiply(_Merge):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     def merge(self, inputs):
         return reduce(F.mul, inputs)
 
 
 class Average(_Merge):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     def merge(self, inputs):
         return reduce(F.add, inputs) / len(inputs)
 
 
 class Maximum(_Merge):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     def merge(self, inputs):
         return reduce(F.maximum, inputs)
 
 
 class Minimum(_Merge):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     def merge(self, inputs):
         return reduce(F.minimum, inputs)
 
 
 class Concatenate(_Merge):
     """Join tensors along `axis` (default the last, the feature axis)."""
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)

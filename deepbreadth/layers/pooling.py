@@ -53,18 +53,24 @@ class Pooling(Layer):
 
 
 class MaxPooling1D(Pooling):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     spatial_dims = 1
     input_layout = "(batch, steps, channels)"
     pool = staticmethod(F.max_pool1d)
 
 
 class AveragePooling1D(Pooling):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     spatial_dims = 1
     input_layout = "(batch, steps, channels)"
     pool = staticmethod(F.avg_pool1d)
 
 
 class MaxPooling2D(Pooling):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     spatial_dims = 2
     input_layout = "(batch, height, width, channels)"
     pool = staticmethod(F.max_pool2d)
@@ -75,6 +81,8 @@ class MaxPooling2D(Pooling):
 
 
 class AveragePooling2D(Pooling):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     spatial_dims = 2
     input_layout = "(batch, height, width, channels)"
     pool = staticmethod(F.avg_pool2d)
@@ -113,24 +121,32 @@ class GlobalPooling(Layer):
 
 
 class GlobalMaxPooling1D(GlobalPooling):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     spatial_dims = 1
     input_layout = "(batch, steps, channels)"
     pool = staticmethod(F.global_max_pool)
 
 
 class GlobalAveragePooling1D(GlobalPooling):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     spatial_dims = 1
     input_layout = "(batch, steps, channels)"
     pool = staticmethod(F.global_avg_pool)
 
 
 class GlobalMaxPooling2D(GlobalPooling):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     spatial_dims = 2
     input_layout = "(batch, height, width, channels)"
     pool = staticmethod(F.global_max_pool)
 
 
 class GlobalAveragePooling2D(GlobalPooling):
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+
     spatial_dims = 2
     input_layout = "(batch, height, width, channels)"
     pool = staticmethod(F.global_avg_pool)
