@@ -622,7 +622,7 @@ class Model(Layer):
         with replay.StepRecorder(_as_list(inputs), [targets], self.weights) as recorder:
             outputs, loss = self._eager_forward_and_loss(inputs, targets, sample_weight)
         layers = self._layers_for_replay()
-        if layers is None:
+        if layers is None and recorder.why_not is None:
             recorder.why_not = "a layer or the loss does not declare replays_exactly"
         if len(self._recorded_steps) >= MAX_RECORDED_STEPS:
             self._recorded_steps.clear()  # e.g. a new batch size every step

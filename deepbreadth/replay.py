@@ -19,7 +19,9 @@ module is the small version of that idea:
   the weights' gradients in `.grad`, as `loss.backward()` does.
 
 The ops are the same, called with the same arrays, so a replayed step computes
-what the eager step would, to the bit (tests/test_replay.py).  What a replay
+what the eager step would, to the bit in tests/test_replay.py.  (Where a value
+feeds three ops or more, its gradients may be summed in another order than
+autograd.backward's, which can change the last bit.)  What a replay
 skips is everything outside the ops, so a step is replayed only when nothing
 outside them matters (`Model._forward_and_backward` checks):
 

@@ -70,7 +70,9 @@ class DeepbreadthAdapter:
         info = {"framework": "deepbreadth", "version": self.db.__version__,
                 "backend": self.backend, "device": self.device,
                 "api": "keras Sequential: compile, train_on_batch, predict_on_batch",
-                "execution": "eager (define-by-run autograd)"}
+                "execution": "define-by-run autograd; the training step recorded once, "
+                             "then replayed op by op (deepbreadth/replay.py); inference "
+                             "eager"}
         if self.backend == "numba":
             import numba
             info["numba"] = numba.__version__
