@@ -236,6 +236,20 @@ def test_freezing_a_layer_after_recording_takes_effect():
     assert len([r for r in recordings(model) if r is not None]) == 2
 
 
+def test_a_layer_option_changed_after_recording_is_recorded_again():
+    xs, ys = batches((7, 6, 5))
+    results = []
+    for run_eagerly in (True, False):
+        model = built(mlp, run_eagerly)
+        train(model, xs, ys, steps=2)
+        model.layers[1].activation = keras.activations.get("tanh")
+        model.layers[2].rate = 0.6
+        results.append((train(model, xs, ys, steps=3), model.get_weights()))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_a_nan_loss_in_a_replayed_step_stops_with_the_weights_kept():
     model = built(mlp, False)
     xs, ys = batches((7, 6, 5))

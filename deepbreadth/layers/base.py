@@ -24,13 +24,15 @@ from .. import initializers
 
 _layer_name_counts = {}
 
-# A counter that moves whenever the weights of some layer tree may have changed:
-# a weight created, a layer (or a list of them) assigned as an attribute,
-# `trainable` or the device changed, a layer added to or popped from a
-# Sequential. What a training step reads every time (the trainable weights,
-# their device) is kept with the count it was computed at, and recomputed
-# when the count has moved: walking every layer's attributes each step took
-# 16 us of the MNIST MLP's 1 ms step. (A list of layers changed in place, by
+# A counter that moves whenever a layer tree may have changed: any attribute
+# of a layer assigned (a sublayer, a list of them, an activation, a dropout
+# rate), a weight created, `trainable` or the device changed, a layer added to
+# or popped from a Sequential. What a training step reads every time (the
+# trainable weights, their device) is kept with the count it was computed at,
+# and recomputed when the count has moved: walking every layer's attributes
+# each step took 16 us of the MNIST MLP's 1 ms step. A recorded training step
+# (deepbreadth/replay.py) is keyed by the count too, so that it is recorded
+# again once a layer's options change. (A list of layers changed in place, by
 # append or item assignment, is not seen; assign the list again, or add
 # layers before training.)
 _structure = {"version": 0}
@@ -189,9 +191,10 @@ class Layer:
 
     def __setattr__(self, name, value):
         # A layer (or a list of layers) assigned as an attribute becomes a
-        # sublayer, and its weights become this layer's: see _structure.
-        if isinstance(value, (Layer, list, tuple)):
-            structure_changed()
+        # sublayer, and its weights become this layer's; any other attribute
+        # (an activation, a rate) may change the ops a call runs: see _structure.
+        # No layer assigns attributes in a training step, so this costs nothing there.
+        structure_changed()
         object.__setattr__(self, name, value)
 
     def _cached(self, key, compute):
