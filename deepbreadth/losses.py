@@ -23,7 +23,7 @@ from . import backend
 from .autograd import Tensor, as_tensor
 from .functional import (abs, clip, expand_dims, log, log_softmax, mean, softplus, squeeze, sum,
                          where)
-from .functional.loss import check_sparse_labels, softmax_cross_entropy
+from .functional.loss import check_sparse_labels, one_hot, softmax_cross_entropy
 
 # Keras's backend.epsilon(): probabilities are clipped to [EPSILON, 1 - EPSILON]
 # before their log is taken, so a confident wrong answer costs a large but
@@ -289,11 +289,10 @@ def _sparse_categorical_crossentropy(y_true, y_pred, from_logits, detector, mean
     if from_logits or detector.reads_as_logits(y_pred, _why_not_distributions):
         # The fused op: stable for any logits, and its gradient is probs - onehot.
         return softmax_cross_entropy(y_pred, labels, mean=mean)
-    classes = y_pred.shape[-1]
-    labels = check_sparse_labels(labels, classes, on_device_of=y_pred.data)
-    xp = backend.array_module(labels)
-    one_hot = Tensor._wrap((labels[..., None] == xp.arange(classes)).astype(y_pred.dtype))
-    losses = _crossentropy_of_probabilities(one_hot, y_pred)
+    # On the predictions' device: the labels of a model's batch are there already.
+    labels = backend.to_device(labels, y_pred.device)
+    targets = one_hot(labels, y_pred.shape[-1], y_pred.dtype)  # checks the labels too
+    losses = _crossentropy_of_probabilities(targets, y_pred)
     return _reduce(losses, None, "sum_over_batch_size") if mean else losses
 
 
@@ -462,11 +461,19 @@ class _CrossentropyLoss(Loss):
         self.from_logits = from_logits
         self._logits_detector = _LogitsDetector(name, self.last_activation)
 
-    def _formula_is_fixed(self):
-        """True once this loss's formula can no longer change from batch to batch:
-        from logits, or probabilities found to be logits (that decision sticks).
-        Until then a replayed step, which skips the detector, could differ."""
-        return self.from_logits or self._logits_detector.found_logits
+    def replay_check(self):
+        """For a replayed training step (deepbreadth/replay.py): None when this
+        loss reads its input the same way at every step (from logits, or found
+        to be fed logits: that decision sticks); else a check to run on the
+        model's output before the recorded loss ops, True while the output
+        still reads as probabilities.  The check is the detector itself, so a
+        replayed step warns and switches to logits where an eager step would."""
+        if self.from_logits or self._logits_detector.found_logits:
+            return None
+        return self._still_reads_probabilities
+
+    def _still_reads_probabilities(self, y_pred):
+        return not self._logits_detector.reads_as_logits(y_pred, _why_not_distributions)
 
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits}
@@ -474,7 +481,7 @@ class _CrossentropyLoss(Loss):
 
 class SparseCategoricalCrossentropy(_CrossentropyLoss):
     """Crossentropy for integer class labels; see `sparse_categorical_crossentropy`."""
-    replays_exactly = _CrossentropyLoss._formula_is_fixed  # see deepbreadth/replay.py
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
 
     def __init__(self, from_logits=False, reduction="sum_over_batch_size",
                  name="sparse_categorical_crossentropy"):
@@ -502,7 +509,7 @@ class SparseCategoricalCrossentropy(_CrossentropyLoss):
 
 class CategoricalCrossentropy(_CrossentropyLoss):
     """Crossentropy for one-hot labels; see `categorical_crossentropy`."""
-    replays_exactly = _CrossentropyLoss._formula_is_fixed  # see deepbreadth/replay.py
+    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
 
     def __init__(self, from_logits=False, label_smoothing=0.0,
                  reduction="sum_over_batch_size", name="categorical_crossentropy"):

@@ -556,7 +556,13 @@ class Model(Layer):
         return tensors if len(tensors) > 1 else tensors[0]
 
     def _targets(self, y_arrays, device):
-        return self._tensor_from(y_arrays[0], device)
+        """The targets as a Tensor on `device`. Integer labels become int64, the
+        dtype the sparse losses index with (MNIST's come as uint8): the loss
+        then reads this very array, and a recorded step can trace it (replay.py)."""
+        array = y_arrays[0]
+        if array.dtype.kind in "iu" and array.dtype != np.int64:
+            array = array.astype(np.int64)
+        return self._tensor_from(array, device)
 
     def _ensure_built(self, x_arrays):
         """Build a model that waits for data, by a dry run on the first sample,
@@ -616,28 +622,35 @@ class Model(Layer):
         key = self._replay_key(inputs, targets, sample_weight)
         recording = self._recorded_steps.get(key) if key is not None else None
         if recording is not None and not any(layer._has_hooks() for layer in recording.layers):
-            return recording.run(_as_list(inputs), [targets])
+            outputs, loss = recording.run(_as_list(inputs), [targets])
+            if loss is not None:
+                return outputs, loss
+            # The loss now reads the output another way (it found logits):
+            # finish this step eagerly on the replayed output; record the next.
+            del self._recorded_steps[key]
+            return self._loss_and_backward(targets, outputs, sample_weight)
         if key is None or key in self._recorded_steps:  # cannot replay, or has hooks now
-            return self._eager_forward_and_backward(inputs, targets, sample_weight)
+            return self._loss_and_backward(targets, self(inputs, training=True), sample_weight)
         with replay.StepRecorder(_as_list(inputs), [targets], self.weights) as recorder:
-            outputs, loss = self._eager_forward_and_loss(inputs, targets, sample_weight)
+            outputs = self(inputs, training=True)
+            recorder.model_done()
+            loss = self._loss_of(targets, outputs, sample_weight)
         layers = self._layers_for_replay()
         if layers is None and recorder.why_not is None:
             recorder.why_not = "a layer or the loss does not declare replays_exactly"
         if len(self._recorded_steps) >= MAX_RECORDED_STEPS:
             self._recorded_steps.clear()  # e.g. a new batch size every step
-        self._recorded_steps[key] = recorder.recording(outputs, loss, layers or [])
+        check = self.loss.replay_check() if hasattr(self.loss, "replay_check") else None
+        self._recorded_steps[key] = recorder.recording(outputs, loss, layers or [], check)
         loss.backward()
         return outputs, loss
 
-    def _eager_forward_and_loss(self, inputs, targets, sample_weight):
-        outputs = self(inputs, training=True)
+    def _loss_of(self, targets, outputs, sample_weight):
         with label_checks_deferred():  # the loss is read later; no wait before that
-            loss = self.loss(targets, outputs, sample_weight=sample_weight)
-        return outputs, loss
+            return self.loss(targets, outputs, sample_weight=sample_weight)
 
-    def _eager_forward_and_backward(self, inputs, targets, sample_weight):
-        outputs, loss = self._eager_forward_and_loss(inputs, targets, sample_weight)
+    def _loss_and_backward(self, targets, outputs, sample_weight):
+        loss = self._loss_of(targets, outputs, sample_weight)
         loss.backward()
         return outputs, loss
 

@@ -37,6 +37,12 @@ outside them matters (`Model._forward_and_backward` checks):
 
 Randomness stays random: an op that draws random numbers draws them inside
 its `forward` (Dropout draws its mask's seed there), so each replay draws anew.
+
+A loss may read the model's output one way or another depending on its values
+(a crossentropy on probabilities switches for good to logits when it sees
+some): it then gives the recording a `check`, run on the output before the
+loss's ops.  When the check fails, the step is finished eagerly on the
+replayed output and the next step is recorded again.
 """
 from . import autograd, backend
 from .autograd import Node, Tensor, _add_gradients, _call_backward, _gradient_for, no_grad
@@ -65,35 +71,49 @@ class RecordedStep:
     """A recorded forward pass and loss; `run` replays them and their backward pass.
 
     The step's values sit in one list: the model's inputs, the targets, the
-    weights, then every output of every op in the order they were made.
+    weights, then every output of every op in the order they were made.  The
+    model's ops come first, then the loss's.
     """
 
-    def __init__(self, ops, input_count, target_count, weights, output_slot, loss_slot, layers):
+    def __init__(self, ops, model_op_count, input_count, target_count, weights, output_slot,
+                 loss_slot, layers, check):
         self.ops = ops
-        self.input_count = input_count
-        self.target_count = target_count
+        self.model_ops, self.loss_ops = ops[:model_op_count], ops[model_op_count:]
         self.weights = weights
         self.first_weight_slot = input_count + target_count
         self.output_slot = output_slot
         self.loss_slot = loss_slot
         self.layers = layers  # checked for hooks before each replay
+        # check(model output) -> False when the loss would not read the output
+        # as it did when recorded (Loss.replay_check); None: no check needed.
+        self.check = check
         self.value_count = self.first_weight_slot + len(weights) + sum(
             len(op.output_slots) for op in ops)
 
     def run(self, inputs, targets):
         """(model output, loss) for this batch, with the weights' gradients
-        added into their `.grad`, as an eager forward, loss and backward would."""
+        added into their `.grad`, as an eager forward, loss and backward would.
+
+        (model output, None) when `check` says the loss would now read the
+        output another way: the output is then linked into the graph as after
+        an eager forward pass, for the caller to finish the step eagerly.
+        """
         values = [None] * self.value_count
         values[:self.first_weight_slot] = list(inputs) + list(targets)
         values[self.first_weight_slot:self.first_weight_slot + len(self.weights)] = self.weights
-        nodes = self._forward(values)
+        nodes = self._forward(self.model_ops, values)
+        output = values[self.output_slot]
+        if self.check is not None and not self.check(output):
+            return output, None
+        nodes += self._forward(self.loss_ops, values)
         self._backward(values, nodes)
-        return values[self.output_slot], values[self.loss_slot]
+        return output, values[self.loss_slot]
 
-    def _forward(self, values):
+    @staticmethod
+    def _forward(ops, values):
         """Each op's forward, in the recorded order; returns the ops' graph nodes."""
         nodes = []
-        for op in self.ops:
+        for op in ops:
             node = Node(op.function)
             inputs = tuple([values[slot] for slot in op.sources])
             produced = op.function._forward_and_link(node, inputs, op.options)
@@ -149,6 +169,7 @@ class StepRecorder:
 
         with StepRecorder(inputs, targets, weights) as recorder:
             outputs = model(inputs, training=True)
+            recorder.model_done()
             loss = loss_fn(targets, outputs)
         recording = recorder.recording(outputs, loss, layers)   # None: cannot replay
     """
@@ -158,6 +179,7 @@ class StepRecorder:
         self.target_count = len(targets)
         self.weights = list(weights)
         self.ops = []
+        self.model_op_count = None  # set by model_done()
         self.why_not = None  # why the step cannot be replayed, once known
         # Where each value the ops may read sits in the step's list of values.
         # Inputs and targets are found by their arrays (the loss wraps the
@@ -176,6 +198,10 @@ class StepRecorder:
         slot = self._next_slot
         self._next_slot += 1
         return slot
+
+    def model_done(self):
+        """The model's output is made: the ops from here on are the loss's."""
+        self.model_op_count = len(self.ops)
 
     def __enter__(self):
         autograd._op_observers.append(self)
@@ -219,8 +245,9 @@ class StepRecorder:
             return found[0]
         return None
 
-    def recording(self, output, loss, layers):
-        """The RecordedStep, or None (with the reason in `why_not`)."""
+    def recording(self, output, loss, layers, check=None):
+        """The RecordedStep, or None (with the reason in `why_not`); `check`:
+        see RecordedStep."""
         if self.why_not is None:
             output_slot, loss_slot = self._output_slot(output), self._output_slot(loss)
             if output_slot is None or loss_slot is None:
@@ -229,8 +256,9 @@ class StepRecorder:
                 self.why_not = f"the loss has shape {tuple(loss.shape)}, not one number"
         if self.why_not is not None:
             return None
-        return RecordedStep(self.ops, self.input_count, self.target_count, self.weights,
-                            output_slot, loss_slot, list(layers))
+        model_op_count = len(self.ops) if self.model_op_count is None else self.model_op_count
+        return RecordedStep(self.ops, model_op_count, self.input_count, self.target_count,
+                            self.weights, output_slot, loss_slot, list(layers), check)
 
     def _output_slot(self, tensor):
         """The slot of `tensor` if an op made it, else None."""

@@ -97,6 +97,16 @@ def test_fit_replays_and_matches_eager_fit():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("label_dtype", ["uint8", "int32"])
+def test_labels_of_any_integer_dtype_replay(label_dtype):
+    xs, ys = batches((7, 6, 5))
+    ys = [y.astype(label_dtype) for y in ys]  # MNIST's labels are uint8
+    eager_results = train(built(mlp, True), xs, ys)
+    model = built(mlp, False)
+    assert train(model, xs, ys) == eager_results
+    assert isinstance(recordings(model)[0], replay.RecordedStep)
+
+
 def test_a_recording_per_batch_shape():
     model = built(mlp, False)
     xs, ys = batches((7, 6, 5), count=1)
@@ -264,19 +274,53 @@ def test_a_nan_loss_in_a_replayed_step_stops_with_the_weights_kept():
     assert all(w.grad is None for w in model.trainable_weights)
 
 
-def test_probabilities_loss_replays_only_once_its_formula_is_fixed():
-    def softmax_mlp():
-        return keras.models.Sequential([layers.Dense(4, activation="softmax", input_shape=(5,))])
+def softmax_mlp():
+    return keras.models.Sequential([layers.Dense(6, activation="relu", input_shape=(5,)),
+                                    layers.Dense(4, activation="softmax")])
 
-    x, y = batches((6, 5))
-    model = built(softmax_mlp, False, loss="sparse_categorical_crossentropy")
-    train(model, x, y, steps=2)
-    assert recordings(model) == [None]  # probabilities: the loss still watches for logits
-    logits_model = built(lambda: keras.models.Sequential([layers.Dense(4, input_shape=(5,))]),
-                         False, loss="sparse_categorical_crossentropy")
-    with pytest.warns(db.losses.LogitsWarning):
-        train(logits_model, x, y, steps=2)
-    assert isinstance(recordings(logits_model)[0], replay.RecordedStep)  # logits for good
+
+def test_a_softmax_model_with_a_probabilities_loss_replays():
+    """Keras's usual pairing: softmax output, sparse_categorical_crossentropy
+    (the one-hot is an op, so the recording traces the labels)."""
+    xs, ys = batches((6, 5))
+    ys = [y.astype("uint8") for y in ys]
+    eager_results = train(built(softmax_mlp, True, "sparse_categorical_crossentropy"), xs, ys)
+    model = built(softmax_mlp, False, "sparse_categorical_crossentropy")
+    assert train(model, xs, ys) == eager_results
+    (recording,) = recordings(model)
+    assert isinstance(recording, replay.RecordedStep) and recording.check is not None
+
+
+def test_a_replayed_step_switches_to_logits_where_the_eager_step_would():
+    """Outputs that start as probability rows (all 0.25) and stop summing to 1
+    after a few updates: the loss finds logits at the same step, with the same
+    warning, replayed or not."""
+    def uniform_start():
+        return keras.models.Sequential([layers.Dense(
+            4, input_shape=(5,), kernel_initializer="zeros",
+            bias_initializer=keras.initializers.Constant(0.25))])
+
+    xs, ys = batches((6, 5))
+    results = []
+    for run_eagerly in (True, False):
+        model = built(uniform_start, run_eagerly, "sparse_categorical_crossentropy")
+        with pytest.warns(db.losses.LogitsWarning) as caught:
+            losses = train(model, xs, ys, steps=6)
+        results.append((losses, model.get_weights(), len(caught)))
+    assert results[0][0] == results[1][0] and results[0][2] == results[1][2] == 1
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_array_equal(a, b)
+    assert recordings(model)[-1].check is None  # recorded again, as logits for good
+
+
+def test_a_bad_label_in_a_replayed_probabilities_step_is_named():
+    xs, ys = batches((6, 5))
+    model = built(softmax_mlp, False, "sparse_categorical_crossentropy")
+    train(model, xs, ys, steps=2)
+    bad = ys[0].copy()
+    bad[3] = 9
+    with pytest.raises(ValueError, match="label 9 at position 3"):
+        model.train_on_batch(xs[0], bad)
 
 
 def test_replays_exactly_is_not_inherited():

@@ -90,6 +90,31 @@ def softmax_cross_entropy(logits, labels, mean=False):
     return loss if mean else reshape(loss, leading_shape)
 
 
+class OneHot(Function):
+    """Rows of 0s with a 1 at each label's class, from integer labels (...) -> (..., classes).
+
+    No gradient: class indices have none.  The labels are checked here, in
+    the op, so that a replayed training step (deepbreadth/replay.py), which
+    runs the ops and nothing around them, checks them too.
+    """
+
+    @staticmethod
+    def forward(ctx, labels, classes, dtype):
+        labels = check_sparse_labels(labels, classes)
+        xp = backend.array_module(labels)
+        return (labels[..., None] == xp.arange(classes)).astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None
+
+
+def one_hot(labels, classes, dtype):
+    """OneHot of `labels` (an array or Tensor of class indices) as a `dtype` Tensor."""
+    values = labels if isinstance(labels, Tensor) else Tensor._wrap(labels)
+    return OneHot.apply(values, classes=classes, dtype=np.dtype(dtype))
+
+
 class _LabelChecks(threading.local):
     deferred = False
 
