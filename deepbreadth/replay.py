@@ -29,8 +29,8 @@ outside them matters (`Model._forward_and_backward` checks):
   is ops only, with options fixed by its configuration and the input's shape),
   and so is the loss; a subclass must declare it again;
 - every input of every op is traced to where it came from.  A tensor made
-  outside the ops (a constant a layer builds on the fly, labels converted to
-  another dtype, the zero states of a recurrent layer) ends the recording, and
+  outside the ops (a constant a layer builds on the fly, float labels converted to
+  integers, the zero states of a recurrent layer) ends the recording, and
   the model goes on training eagerly;
 - no hook is registered and no op observer (a trace) is watching: those want
   to see each layer and op run.
@@ -50,11 +50,9 @@ from .autograd import Node, Tensor, _add_gradients, _call_backward, _gradient_fo
 
 def replays_exactly(obj):
     """True when the class of `obj` itself (not a base class) declares
-    `replays_exactly = True`, or a method of that name that returns True for
-    `obj`: a subclass may add Python that a replay skips, so it must declare
-    it again."""
-    declared = vars(type(obj)).get("replays_exactly", False)
-    return declared(obj) if callable(declared) else declared
+    `replays_exactly = True`: a subclass may add Python that a replay skips,
+    so it must declare it again."""
+    return vars(type(obj)).get("replays_exactly", False) is True
 
 
 class RecordedOp:
