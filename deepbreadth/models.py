@@ -622,15 +622,23 @@ class Model(Layer):
         key = self._replay_key(inputs, targets, sample_weight)
         recording = self._recorded_steps.get(key) if key is not None else None
         if recording is not None and not any(layer._has_hooks() for layer in recording.layers):
-            outputs, loss = recording.run(_as_list(inputs), [targets])
-            if loss is not None:
-                return outputs, loss
-            # The loss now reads the output another way (it found logits):
-            # finish this step eagerly on the replayed output; record the next.
-            del self._recorded_steps[key]
-            return self._loss_and_backward(targets, outputs, sample_weight)
+            return self._replayed_step(key, recording, inputs, targets, sample_weight)
         if key is None or key in self._recorded_steps:  # cannot replay, or has hooks now
             return self._loss_and_backward(targets, self(inputs, training=True), sample_weight)
+        return self._recorded_step(key, inputs, targets, sample_weight)
+
+    def _replayed_step(self, key, recording, inputs, targets, sample_weight):
+        outputs, loss = recording.run(_as_list(inputs), [targets])
+        if loss is not None:
+            return outputs, loss
+        # The loss now reads the output another way (it found logits): finish
+        # this step eagerly on the replayed output, and record the next one.
+        del self._recorded_steps[key]
+        return self._loss_and_backward(targets, outputs, sample_weight)
+
+    def _recorded_step(self, key, inputs, targets, sample_weight):
+        """An eager step, watched by a StepRecorder; its recording (or None, when
+        it cannot be replayed) is kept under `key`."""
         with replay.StepRecorder(_as_list(inputs), [targets], self.weights) as recorder:
             outputs = self(inputs, training=True)
             recorder.model_done()
