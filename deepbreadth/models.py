@@ -200,11 +200,6 @@ def _batch_bounds(count, batch_size):
     return [(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
 
 
-def _as_list(inputs):
-    """A model's input (one Tensor, or a list of them) as a list."""
-    return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-
-
 def _take(arrays, rows):
     return [array[rows] for array in arrays]
 
@@ -619,16 +614,17 @@ class Model(Layer):
         there is one (deepbreadth/replay.py); else run eagerly, and recorded
         when the model may be replayed.
         """
-        key = self._replay_key(inputs, targets, sample_weight)
+        input_list = _flatten(inputs)  # one Tensor or a list of them, as a list
+        key = self._replay_key(input_list, targets, sample_weight)
         recording = self._recorded_steps.get(key) if key is not None else None
         if recording is not None and not any(layer._has_hooks() for layer in recording.layers):
-            return self._replayed_step(key, recording, inputs, targets, sample_weight)
+            return self._replayed_step(key, recording, input_list, targets, sample_weight)
         if key is None or key in self._recorded_steps:  # cannot replay, or has hooks now
             return self._loss_and_backward(targets, self(inputs, training=True), sample_weight)
-        return self._recorded_step(key, inputs, targets, sample_weight)
+        return self._recorded_step(key, inputs, input_list, targets, sample_weight)
 
-    def _replayed_step(self, key, recording, inputs, targets, sample_weight):
-        outputs, loss = recording.run(_as_list(inputs), [targets])
+    def _replayed_step(self, key, recording, input_list, targets, sample_weight):
+        outputs, loss = recording.run(input_list, [targets])
         if loss is not None:
             return outputs, loss
         # The loss now reads the output another way (it found logits): finish
@@ -636,10 +632,10 @@ class Model(Layer):
         del self._recorded_steps[key]
         return self._loss_and_backward(targets, outputs, sample_weight)
 
-    def _recorded_step(self, key, inputs, targets, sample_weight):
+    def _recorded_step(self, key, inputs, input_list, targets, sample_weight):
         """An eager step, watched by a StepRecorder; its recording (or None, when
         it cannot be replayed) is kept under `key`."""
-        with replay.StepRecorder(_as_list(inputs), [targets], self.weights) as recorder:
+        with replay.StepRecorder(input_list, [targets], self.weights) as recorder:
             outputs = self(inputs, training=True)
             recorder.model_done()
             loss = self._loss_of(targets, outputs, sample_weight)
@@ -662,14 +658,14 @@ class Model(Layer):
         loss.backward()
         return outputs, loss
 
-    def _replay_key(self, inputs, targets, sample_weight):
+    def _replay_key(self, input_list, targets, sample_weight):
         """What a recorded step depends on, beyond its ops: the layers and weights
         (their version), the loss, and the batch's shapes, dtypes and devices.
         None when this step must run eagerly."""
         if (self.run_eagerly or sample_weight is not None or autograd._op_observers
                 or self._has_hooks()):
             return None
-        batch = tuple((type(t.data), t.shape, t.dtype) for t in _as_list(inputs) + [targets])
+        batch = tuple((type(t.data), t.shape, t.dtype) for t in input_list + [targets])
         return (structure_version(), id(self.loss), batch)
 
     def _layers_for_replay(self):
@@ -685,9 +681,7 @@ class Model(Layer):
         device = self._weights_device()
         with no_grad(), _kernel_threads(device):
             outputs = self(self._model_input(x_arrays, device), training=False)
-            with label_checks_deferred():
-                loss = self.loss(self._targets(y_arrays, device), outputs,
-                                 sample_weight=sample_weight)
+            loss = self._loss_of(self._targets(y_arrays, device), outputs, sample_weight)
         loss_value = float(loss.item())
         if not math.isfinite(loss_value):
             self._explain_non_finite_loss(y_arrays, outputs, device)

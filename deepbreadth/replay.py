@@ -260,10 +260,6 @@ class StepRecorder:
 
     def _output_slot(self, tensor):
         """The slot of `tensor` if an op made it, else None."""
-        if type(tensor) is not Tensor:
-            return None
-        found = self._tensor_slots.get(id(tensor))
+        slot = self._slot_of(tensor) if type(tensor) is Tensor else None
         first_op_output = self.input_count + self.target_count + len(self.weights)
-        if found is None or found[1] is not tensor or found[0] < first_op_output:
-            return None
-        return found[0]
+        return slot if slot is not None and slot >= first_op_output else None

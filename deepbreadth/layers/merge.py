@@ -60,7 +60,7 @@ class Multiply(_Merge):
 
 
 class Average(_Merge):
-    replays_exactly = True  # its call is ops only: see deepbreadth/replay.py
+    # Not replays_exactly: dividing by len(inputs) makes a constant outside the ops.
 
     def merge(self, inputs):
         return reduce(F.add, inputs) / len(inputs)
