@@ -617,9 +617,9 @@ class Model(Layer):
         input_list = _flatten(inputs)  # one Tensor or a list of them, as a list
         key = self._replay_key(input_list, targets, sample_weight)
         recording = self._recorded_steps.get(key) if key is not None else None
-        if recording is not None and not any(layer._has_hooks() for layer in recording.layers):
+        if recording is not None and recording.still_fits():
             return self._replayed_step(key, recording, input_list, targets, sample_weight)
-        if key is None or key in self._recorded_steps:  # cannot replay, or has hooks now
+        if key is None or key in self._recorded_steps:  # cannot replay, or not as recorded
             return self._loss_and_backward(targets, self(inputs, training=True), sample_weight)
         return self._recorded_step(key, inputs, input_list, targets, sample_weight)
 

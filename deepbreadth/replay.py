@@ -45,7 +45,7 @@ loss's ops.  When the check fails, the step is finished eagerly on the
 replayed output and the next step is recorded again.
 """
 from . import autograd, backend
-from .autograd import Node, Tensor, _add_gradients, _call_backward, _gradient_for, no_grad
+from .autograd import Node, Tensor, _add_gradients, _gradient_for, no_grad
 
 
 def replays_exactly(obj):
@@ -58,11 +58,13 @@ def replays_exactly(obj):
 class RecordedOp:
     """One op of a recorded step: what to call, with what, and where its outputs go."""
 
-    def __init__(self, function, options, sources, first_output, output_count):
+    def __init__(self, function, options, sources, first_output, output_count, needs_input_grad):
         self.function = function
         self.options = options
         self.sources = sources  # a position in the step's list of values, per input
         self.output_slots = tuple(range(first_output, first_output + output_count))
+        # Which inputs wanted a gradient when recorded (a weight, or a value made from one).
+        self.needs_input_grad = needs_input_grad
 
 
 class RecordedStep:
@@ -78,6 +80,7 @@ class RecordedStep:
         self.ops = ops
         self.model_ops, self.loss_ops = ops[:model_op_count], ops[model_op_count:]
         self.weights = weights
+        self.weights_need_grad = [weight.requires_grad for weight in weights]
         self.first_weight_slot = input_count + target_count
         self.output_slot = output_slot
         self.loss_slot = loss_slot
@@ -87,6 +90,14 @@ class RecordedStep:
         self.check = check
         self.value_count = self.first_weight_slot + len(weights) + sum(
             len(op.output_slots) for op in ops)
+        self._starting_grad = None  # d loss / d loss = 1, made at the first run
+
+    def still_fits(self):
+        """False when a hook has been registered on a layer since, or a weight's
+        requires_grad was changed by hand (the layers' `trainable` makes a new
+        recording by itself): the step must then run eagerly."""
+        return (not any(layer._has_hooks() for layer in self.layers)
+                and [weight.requires_grad for weight in self.weights] == self.weights_need_grad)
 
     def run(self, inputs, targets):
         """(model output, loss) for this batch, with the weights' gradients
@@ -102,6 +113,7 @@ class RecordedStep:
         nodes = self._forward(self.model_ops, values)
         output = values[self.output_slot]
         if self.check is not None and not self.check(output):
+            _link(self.model_ops, nodes, values)
             return output, None
         nodes += self._forward(self.loss_ops, values)
         self._backward(values, nodes)
@@ -109,17 +121,24 @@ class RecordedStep:
 
     @staticmethod
     def _forward(ops, values):
-        """Each op's forward, in the recorded order; returns the ops' graph nodes."""
+        """Each op's forward, in the recorded order; returns the ops' contexts.
+
+        The outputs are Tensors that are not linked into the graph (the
+        backward below routes gradients by position instead), so each op is
+        its Function's forward and little else.  Its context is told which
+        inputs want a gradient, as linking it would have told it.
+        """
         nodes = []
         for op in ops:
             node = Node(op.function)
-            inputs = tuple([values[slot] for slot in op.sources])
-            produced = op.function._forward_and_link(node, inputs, op.options)
+            node.needs_input_grad = op.needs_input_grad
+            produced = op.function.forward(node, *[values[slot].data for slot in op.sources],
+                                           **op.options)
             if type(produced) is tuple:
                 for slot, output in zip(op.output_slots, produced):
-                    values[slot] = output
+                    values[slot] = Tensor._wrap(output)
             else:
-                values[op.output_slots[0]] = produced
+                values[op.output_slots[0]] = Tensor._wrap(produced)
             nodes.append(node)
         return nodes
 
@@ -130,28 +149,51 @@ class RecordedStep:
         take too: every op comes after all the ops that used its outputs.  A
         gradient waits in `grads`, at the position of the value it belongs to.
         """
-        loss = values[self.loss_slot]
         grads = [None] * self.value_count
-        grads[self.loss_slot] = Tensor._wrap(
-            backend.array_module(loss.data).ones(loss.shape, loss.dtype))
+        grads[self.loss_slot] = self._gradient_of_loss(values[self.loss_slot])
         with no_grad():
             for op, node in zip(reversed(self.ops), reversed(nodes)):
-                if not node.inputs:
-                    continue  # not linked: no input of this op wants a gradient
+                if not any(op.needs_input_grad):
+                    continue  # no input of this op wants a gradient
                 output_grads = [grads[slot] for slot in op.output_slots]
                 if all(grad is None for grad in output_grads):
                     continue  # no gradient reached this op
-                output_grads = [_zeros_if_none(grad, array)
-                                for grad, array in zip(output_grads, node.output_arrays)]
-                input_grads = _call_backward(node, output_grads, False)
-                for slot, tensor, grad in zip(op.sources, node.inputs, input_grads):
-                    if grad is not None and tensor.requires_grad:
-                        grads[slot] = _add_gradients(grads[slot], _gradient_for(tensor, grad))
+                output_grads = [_zeros_if_none(grad, values[slot].data)
+                                for grad, slot in zip(output_grads, op.output_slots)]
+                input_grads = op.function.backward(node, *output_grads)
+                if type(input_grads) is not tuple:
+                    input_grads = (input_grads,)
+                for slot, wanted, grad in zip(op.sources, op.needs_input_grad, input_grads):
+                    if grad is not None and wanted:
+                        grads[slot] = _add_gradients(grads[slot], _gradient_for(values[slot], grad))
                 node.release()
         for index, weight in enumerate(self.weights):
             grad = grads[self.first_weight_slot + index]
             if grad is not None:
                 weight.grad = _add_gradients(weight.grad, weight._apply_hooks(grad))
+
+    def _gradient_of_loss(self, loss):
+        """The backward pass's first gradient, d loss / d loss = 1, made once: the
+        loss has the same shape, dtype and device at every replay.  Read-only,
+        so that no backward can change it for the next step."""
+        if self._starting_grad is None:
+            ones = backend.array_module(loss.data).ones(loss.shape, loss.dtype)
+            if hasattr(ones, "setflags"):  # NumPy; CuPy arrays have no read-only flag
+                ones.setflags(write=False)
+            self._starting_grad = Tensor._wrap(ones)
+        return self._starting_grad
+
+
+def _link(ops, nodes, values):
+    """Link the replayed ops' outputs into the graph, as eager ops link theirs,
+    so that a loss computed from them eagerly can run backward through them."""
+    for op, node in zip(ops, nodes):
+        inputs = tuple([values[slot] for slot in op.sources])
+        if any(tensor.requires_grad for tensor in inputs):
+            outputs = tuple([values[slot] for slot in op.output_slots])
+            for output in outputs:
+                output.requires_grad = True  # record() takes it back from integer outputs
+            node.record(inputs, outputs)
 
 
 def _zeros_if_none(grad, array):
@@ -231,8 +273,11 @@ class StepRecorder:
         first_output = self._next_slot
         for output in outputs:
             self._tensor_slots[id(output)] = (self._take_slot(), output)
+        # An op none of whose inputs wants a gradient is not linked, and its
+        # context keeps the class default ().
+        needs_input_grad = node.needs_input_grad or (False,) * len(sources)
         self.ops.append(RecordedOp(node.function, node.apply_options, tuple(sources),
-                                   first_output, len(outputs)))
+                                   first_output, len(outputs), needs_input_grad))
 
     def _slot_of(self, tensor):
         found = self._tensor_slots.get(id(tensor))

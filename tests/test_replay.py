@@ -246,6 +246,24 @@ def test_freezing_a_layer_after_recording_takes_effect():
     assert len([r for r in recordings(model) if r is not None]) == 2
 
 
+def test_a_weight_frozen_by_hand_after_recording_is_left_alone():
+    # requires_grad set on the Tensor itself, not through the layer's trainable:
+    # no new recording is made, and the recorded step must not run as it was.
+    xs, ys = batches((7, 6, 5))
+    results = []
+    for run_eagerly in (True, False):
+        model = built(mlp, run_eagerly)
+        train(model, xs, ys, steps=2)
+        kernel = model.layers[1].kernel
+        kernel.requires_grad = False
+        frozen = kernel.numpy().copy()
+        results.append((train(model, xs, ys, steps=3), model.get_weights()))
+        np.testing.assert_array_equal(kernel.numpy(), frozen)
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_a_layer_option_changed_after_recording_is_recorded_again():
     xs, ys = batches((7, 6, 5))
     results = []

@@ -86,6 +86,14 @@ def can_share_out():
     return bool(_blas_controllers()) or blas_is_single_threaded()
 
 
+# Inside blas_on_one_thread(), where threadpoolctl holds BLAS to one thread:
+# the lane count, read once on entering.  A Dense layer's products ask for it
+# at every call (matmul_on_every_lane), and numba.get_num_threads() costs a
+# microsecond or two each time, several times that in a training step, whose
+# products have just pushed the interpreter's data out of the cache.  0 outside.
+_held = {"lanes": 0}
+
+
 @contextlib.contextmanager
 def blas_on_one_thread():
     """BLAS on one thread inside the block, its previous setting restored after."""
@@ -95,9 +103,12 @@ def blas_on_one_thread():
         if threads != 1:
             controller.set_num_threads(1)
             changed.append((controller, threads))
+    lanes_outside = _held["lanes"]
+    _held["lanes"] = lane_count() if _blas_controllers() else 0
     try:
         yield
     finally:
+        _held["lanes"] = lanes_outside
         for controller, threads in changed:
             controller.set_num_threads(threads)
 
@@ -267,7 +278,8 @@ def matmul_on_every_lane(a, b):
       thread (YARDSTICK_PRODUCTS times, the fastest counts), and threaded
       products several times slower than that, a few in a row, pause BLAS's
       threads for BLAS_THREADS_PAUSE_SECONDS.
-    - BLAS not held to one thread (outside `kernel_threads()`): left alone.
+    - BLAS not held to one thread by `blas_on_one_thread()` (outside
+      `kernel_threads()`): left alone.
 
     Never call this from inside a lane.
     """
@@ -286,9 +298,9 @@ def matmul_on_every_lane(a, b):
 
 
 def _blas_threads_may_help():
-    """More than one lane, BLAS held to one thread by us, and no pause running."""
-    return (time.monotonic() >= _blas_threads["paused_until"] and lane_count() > 1
-            and bool(_blas_controllers()) and blas_is_single_threaded())
+    """More than one lane, BLAS held to one thread by blas_on_one_thread(), and no
+    pause running."""
+    return _held["lanes"] > 1 and time.monotonic() >= _blas_threads["paused_until"]
 
 
 def _timed_on_one_thread(a, b, shape):
@@ -306,7 +318,7 @@ def _on_blas_threads(a, b, shape):
     the yardstick BLAS_THREADS_SLOW_IN_A_ROW times in a row, BLAS's threads pause."""
     controllers = _blas_controllers()
     for controller in controllers:
-        controller.set_num_threads(lane_count())
+        controller.set_num_threads(_held["lanes"])
     started = time.perf_counter()
     try:
         product = a @ b

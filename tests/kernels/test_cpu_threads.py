@@ -192,3 +192,25 @@ def test_one_lane_never_touches_blas_threads(monkeypatch):
                 np.testing.assert_allclose(threads.matmul_on_every_lane(a, b), a @ b,
                                            rtol=1e-12)
     assert not threads._blas_threads["one_thread_seconds"], "one lane: no yardstick, no threads"
+
+
+@needs_two_lanes
+def test_outside_blas_on_one_thread_products_leave_blas_threads_alone(two_lanes, monkeypatch):
+    if not threads._blas_controllers():
+        pytest.skip("threadpoolctl is not installed: BLAS's threads cannot be read or set")
+    from threadpoolctl import threadpool_limits
+
+    monkeypatch.setattr(threads, "BLAS_THREADS_MULTIPLY_ADDS", 0)
+    monkeypatch.setattr(threads, "_blas_threads",
+                        {"paused_until": float("-inf"), "slow_in_a_row": 0,
+                         "one_thread_seconds": {}})
+    monkeypatch.setattr(threads, "_lanes_shared", {"last": float("-inf")})
+    a, b = operands()
+    # BLAS on one thread, but set by the caller, not held by blas_on_one_thread().
+    with threadpool_limits(1, user_api="blas"):
+        for _ in range(threads.YARDSTICK_PRODUCTS + 2):
+            np.testing.assert_allclose(threads.matmul_on_every_lane(a, b), a @ b, rtol=1e-12)
+    assert not threads._blas_threads["one_thread_seconds"], "no yardstick, no threads"
+    with threads.blas_on_one_thread():
+        assert threads._held["lanes"] == 2, "the lane count is read on entering"
+    assert threads._held["lanes"] == 0, "and forgotten on leaving"
