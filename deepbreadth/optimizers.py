@@ -9,8 +9,9 @@ Each optimizer keeps some arrays per weight, its *slots* (Adam: the running
 means of the gradient and of its square), created lazily on the weight's
 device the first time the weight is updated. The update itself is one fused
 in-place kernel per weight (`sgd_update`, `adam_update`, ...; Adam updates all
-the weights in one call, `adam_update_many`), chosen by the backend for the
-weight's array: the formulas are in docs/KERNELS.md.
+the weights in one call, `adam_update_flat` on flat views of its arrays that it
+keeps between steps), chosen by the backend for the weight's array: the
+formulas are in docs/KERNELS.md.
 
 Before the update, gradients can be clipped, as in Keras: `clipvalue` limits
 each element, `clipnorm` each gradient's norm, `global_clipnorm` the norm of
@@ -23,6 +24,7 @@ The first update of a weight on the CPU also asks the C allocator to keep
 freed memory for the next step (`keep_freed_memory`): see its docstring.
 """
 import ctypes
+import operator
 import os
 import platform
 import sys
@@ -307,6 +309,15 @@ def keep_freed_memory():
     return kept
 
 
+def _flattens_in_place_like(array, first):
+    """True when `array` is of the type and dtype of `first`, and its flat view
+    (reshape(-1)) writes through to it: C-contiguous and writeable (CuPy arrays
+    have no writeable flag: they always are)."""
+    flags = array.flags
+    return (type(array) is type(first) and array.dtype == first.dtype and flags.c_contiguous
+            and getattr(flags, "writeable", True))
+
+
 def _squared_norm(array):
     return (array * array).sum()
 
@@ -357,6 +368,8 @@ class Adam(Optimizer):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.weight_decay = weight_decay
+        # The arrays whose flat views were made last, and those views (_flat_views).
+        self._flat_views_kept = ((), None)
 
     def _update(self, param, grad, slots, learning_rate):
         # Adam's bias correction counts steps from 1.
@@ -367,12 +380,45 @@ class Adam(Optimizer):
     def _update_all(self, params, grads, slots, learning_rate):
         # One kernel call for all the weights: on the CPU each call costs a few
         # microseconds to start, a tenth of a small model's update.
-        if not params or len({backend.device_of(param) for param in params}) > 1:
-            return super()._update_all(params, grads, slots, learning_rate)
-        backend.kernel("adam_update_many", params[0])(
-            params, grads, [weight_slots["m"] for weight_slots in slots],
-            [weight_slots["v"] for weight_slots in slots], learning_rate, self.beta_1,
-            self.beta_2, self.epsilon, self.iterations + 1, self.weight_decay or 0.0)
+        ms = [weight_slots["m"] for weight_slots in slots]
+        vs = [weight_slots["v"] for weight_slots in slots]
+        hyper_parameters = (learning_rate, self.beta_1, self.beta_2, self.epsilon,
+                            self.iterations + 1, self.weight_decay or 0.0)
+        flat = self._flat_views(params, ms, vs)
+        if flat is not None:
+            flat_params, flat_ms, flat_vs = flat
+            flat_grads = tuple([grad.reshape(-1) for grad in grads])  # read only: a copy is fine
+            backend.kernel("adam_update_flat", params[0])(flat_params, flat_grads, flat_ms,
+                                                          flat_vs, *hyper_parameters)
+        elif params and len({backend.device_of(param) for param in params}) == 1:
+            backend.kernel("adam_update_many", params[0])(params, grads, ms, vs,
+                                                          *hyper_parameters)
+        else:
+            super()._update_all(params, grads, slots, learning_rate)
+
+    def _flat_views(self, params, ms, vs):
+        """(params, ms, vs) as tuples of flat views, for adam_update_flat; None when
+        the arrays are not all C-contiguous arrays of one type and dtype.
+
+        Made once and kept while the arrays stay the same objects (a model's
+        weights and slots do, step after step; set_state or a weight given a
+        new array makes them again): checking a dozen arrays at every step
+        costs more than the rest of the optimizer's Python.
+        """
+        arrays = params + ms + vs
+        kept_arrays, views = self._flat_views_kept
+        if len(arrays) == len(kept_arrays) and all(map(operator.is_, arrays, kept_arrays)):
+            return views
+        first = arrays[0] if arrays else None
+        if first is None or not all(map(_flattens_in_place_like, arrays, [first] * len(arrays))):
+            views = None  # adam_update_many checks them, and says what is wrong
+        else:
+            # On a C-contiguous array, reshape(-1) is a view: writes reach the array.
+            flat = tuple([array.reshape(-1) for array in arrays])
+            count = len(params)
+            views = (flat[:count], flat[count:2 * count], flat[2 * count:])
+        self._flat_views_kept = (arrays, views)
+        return views
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

@@ -223,6 +223,53 @@ def test_bad_pairs_are_explained():
         optimizers.SGD(learning_rate="fast")
 
 
+def adam_steps(optimizer, weights, steps, replace_at=None):
+    """Adam on fixed gradients; at step `replace_at` the first weight gets a new
+    array (as set_weights or a user's `weight.data = ...` would give it)."""
+    for step in steps:
+        if step == replace_at:
+            weights[0].data = weights[0].data.copy()
+        optimizer.apply_gradients(zip(fixed_gradients(step), weights))
+
+
+def adam_reference(starts, steps):
+    """The same steps with the reference adam_update, one weight at a time."""
+    from deepbreadth.kernels import reference
+    params = [start.copy() for start in starts]
+    moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
+    for step in steps:
+        for param, grad, (m, v) in zip(params, fixed_gradients(step), moments):
+            reference.adam_update(param, grad, m, v, 0.05, 0.9, 0.999, 1e-7, step + 1, 0.0)
+    return params
+
+
+def test_adam_keeps_its_flat_views_and_makes_them_again_for_new_arrays(backend_name):
+    generator = np.random.default_rng(0)
+    starts = [generator.standard_normal((2, 3)), generator.standard_normal(3)]
+    weights = [db.tensor(start, dtype="float64", requires_grad=True) for start in starts]
+    optimizer = optimizers.Adam(0.05)
+    adam_steps(optimizer, weights, range(2))
+    kept = optimizer._flat_views_kept[1]
+    assert kept is not None, "contiguous weights of one dtype are updated through flat views"
+    adam_steps(optimizer, weights, range(2, 3))
+    assert optimizer._flat_views_kept[1] is kept, "the same arrays: the same views"
+    adam_steps(optimizer, weights, range(3, 5), replace_at=3)
+    assert optimizer._flat_views_kept[1] is not kept, "a new array: new views"
+    for weight, expected in zip(weights, adam_reference(starts, range(5))):
+        np.testing.assert_allclose(weight.numpy(), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_adam_with_mixed_dtypes_updates_each_weight(backend_name):
+    weights = [db.tensor(np.ones((2, 3)), dtype="float32", requires_grad=True),
+               db.tensor(np.ones(3), dtype="float64", requires_grad=True)]
+    optimizer = optimizers.Adam(0.05)
+    adam_steps(optimizer, weights, range(3))
+    assert optimizer._flat_views_kept[1] is None, "two dtypes: no flat views"
+    for weight, expected in zip(weights, adam_reference([np.ones((2, 3)), np.ones(3)], range(3))):
+        assert weight.data.dtype == weight.dtype
+        np.testing.assert_allclose(weight.numpy(), expected, rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------
 # Schedules
 # ----------------------------------------------------------------------------

@@ -61,6 +61,7 @@ from .optim import (
     sgd_update,
     adam_update,
     adam_update_many,
+    adam_update_flat,
     rmsprop_update,
     adagrad_update,
 )
@@ -118,6 +119,7 @@ __all__ = [
     "sgd_update",
     "adam_update",
     "adam_update_many",
+    "adam_update_flat",
     "rmsprop_update",
     "adagrad_update",
 ]

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 from numba import njit
+from numba.core.errors import TypingError
 
 from ..composed import check_one_of_each
 
@@ -109,7 +110,7 @@ def _adam_coefficients(lr, beta1, beta2, epsilon, step, weight_decay, dtype):
     # slower for a 784 x 128 kernel). The NumPy reference computes in the
     # parameter's dtype too (NumPy treats Python floats as weak scalars).
     scalar = np.dtype(dtype).type
-    return tuple(scalar(c) for c in (beta1, 1 - beta1, beta2, 1 - beta2, epsilon, alpha, keep))
+    return tuple(map(scalar, (beta1, 1 - beta1, beta2, 1 - beta2, epsilon, alpha, keep)))
 
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay):
@@ -125,6 +126,13 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay
 def _adam_many_core(params, grads, ms, vs, beta1, one_minus_beta1, beta2, one_minus_beta2,
                     epsilon, alpha, keep):
     for k in range(len(params)):
+        # Checked here, where it costs nothing: a compiled loop does not check
+        # its indices, and a short grad, m or v would be read past its end.
+        size = params[k].size
+        if grads[k].size != size or ms[k].size != size or vs[k].size != size:
+            raise ValueError("adam_update: a grad, m or v is not as long as its parameter")
+        if params[k].ndim != 1:
+            raise ValueError("adam_update_flat takes 1-D arrays; use adam_update_many")
         _adam_core(params[k], grads[k], ms[k], vs[k], beta1, one_minus_beta1, beta2,
                    one_minus_beta2, epsilon, alpha, keep)
 
@@ -148,6 +156,32 @@ def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, epsilon, step, wei
         flat_params, flat_grads, flat_ms, flat_vs = (tuple(column) for column in zip(*group))
         _adam_many_core(flat_params, flat_grads, flat_ms, flat_vs,
                         *_adam_coefficients(lr, beta1, beta2, epsilon, step, weight_decay, dtype))
+
+
+def adam_update_flat(params, grads, ms, vs, lr, beta1, beta2, epsilon, step, weight_decay):
+    """adam_update_many on tuples of 1-D arrays of one dtype, kept flat by the caller.
+
+    Why: checking and flattening a model's twelve weight and moment arrays at
+    every step costs more than the rest of the optimizer's Python.  The Adam
+    optimizer makes the flat views of its weights and moments once, and only
+    the gradients' views are new each step.  A 1-D array is written in place
+    through any strides, so nothing here can be silently copied; the lengths
+    and ranks are checked in the compiled loop, for free.
+    """
+    check_one_of_each(params, grads, ms, vs)
+    if not params:
+        return
+    coefficients = _adam_coefficients(lr, beta1, beta2, epsilon, step, weight_decay,
+                                      params[0].dtype)
+    try:
+        _adam_many_core(params, grads, ms, vs, *coefficients)
+    except TypingError as error:
+        # Arrays of several dtypes or ranks make tuples the loop is not compiled
+        # for (and a read-only array cannot be written): said here in plain words.
+        raise ValueError(
+            "adam_update_flat takes tuples of writeable 1-D arrays, all of one dtype, got "
+            f"{[(a.shape, str(a.dtype)) for a in params + grads + ms + vs]}; "
+            "use adam_update_many for other arrays") from None
 
 
 # --- RMSprop and Adagrad ---------------------------------------------------

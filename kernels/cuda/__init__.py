@@ -30,7 +30,8 @@ from .elementwise import (
     embedding_forward,
 )
 from .loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward
-from .optim import adagrad_update, adam_update, adam_update_many, rmsprop_update, sgd_update
+from .optim import (adagrad_update, adam_update, adam_update_flat, adam_update_many,
+                    rmsprop_update, sgd_update)
 from .pool import (
     avg_pool1d_backward,
     avg_pool1d_forward,
@@ -107,6 +108,7 @@ __all__ = [
     "sgd_update",
     "adam_update",
     "adam_update_many",
+    "adam_update_flat",
     "rmsprop_update",
     "adagrad_update",
 ]

@@ -47,6 +47,13 @@ def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, epsilon, step, wei
                               step, weight_decay)
 
 
+def adam_update_flat(params, grads, ms, vs, lr, beta1, beta2, epsilon, step, weight_decay):
+    """adam_update_many on tuples of 1-D arrays of one dtype (the cpu set's reason
+    for it: the Adam optimizer keeps its arrays' flat views between steps)."""
+    composed.adam_update_many(adam_update, params, grads, ms, vs, lr, beta1, beta2, epsilon,
+                              step, weight_decay)
+
+
 def rmsprop_update(param, grad, mean_square, lr, rho, epsilon):
     """Keras RMSprop without momentum, not centered."""
     mean_square[...] = rho * mean_square + (1 - rho) * grad * grad

@@ -126,6 +126,59 @@ def test_adam_update_many_refuses_lists_of_different_lengths(candidate):
 
 
 @stateless_fixtures
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=4), st.sampled_from(DTYPES),
+       st.sampled_from([0.0, 0.01]))
+def test_adam_update_flat_matches_adam_update_on_each(candidate, reference, sizes, dtype,
+                                                      weight_decay):
+    """Tuples of 1-D arrays of one dtype, updated in place as adam_update updates each."""
+    rng = np.random.default_rng(sum(sizes))
+    on = candidate.asarray
+    theirs = [rng.standard_normal(size).astype(dtype) for size in sizes]
+    ours = tuple(on(param.copy()) for param in theirs)
+    their_moments = [(np.zeros_like(p), np.zeros_like(p)) for p in theirs]
+    our_ms = tuple(on(np.zeros_like(p)) for p in theirs)
+    our_vs = tuple(on(np.zeros_like(p)) for p in theirs)
+    for step in (1, 2, 3):
+        grads = [rng.standard_normal(size).astype(dtype) for size in sizes]
+        for param, grad, (m, v) in zip(theirs, grads, their_moments):
+            reference.adam_update(param, grad, m, v, 0.01, 0.9, 0.999, 1e-7, step, weight_decay)
+        candidate.adam_update_flat(ours, tuple(on(g) for g in grads), our_ms, our_vs,
+                                   0.01, 0.9, 0.999, 1e-7, step, weight_decay)
+    for index, param in enumerate(theirs):
+        assert_close(candidate.to_numpy(ours[index]), param, dtype, f"param {index}")
+        assert_close(candidate.to_numpy(our_vs[index]), their_moments[index][1], dtype,
+                     f"v {index}")
+
+
+def test_adam_update_flat_refuses_what_it_cannot_update_in_place(candidate):
+    def flat(size, dtype=np.float32):
+        return candidate.asarray(np.zeros(size, dtype))
+
+    with pytest.raises(ValueError):  # a grad shorter than its parameter
+        candidate.adam_update_flat((flat(3),), (flat(2),), (flat(3),), (flat(3),),
+                                   0.01, 0.9, 0.999, 1e-7, 1, 0.0)
+    with pytest.raises(ValueError, match="1 params, 2 grads"):
+        candidate.adam_update_flat((flat(3),), (flat(3), flat(3)), (flat(3),), (flat(3),),
+                                   0.01, 0.9, 0.999, 1e-7, 1, 0.0)
+
+
+def test_the_cpu_adam_update_flat_refuses_arrays_that_are_not_flat_or_of_two_dtypes():
+    from deepbreadth.kernels import cpu
+    square = np.zeros((2, 2), np.float32)
+    with pytest.raises(ValueError, match="1-D arrays"):
+        cpu.adam_update_flat((square,), (square,), (square,), (square,),
+                             0.01, 0.9, 0.999, 1e-7, 1, 0.0)
+    params = (np.zeros(2, np.float32), np.zeros(2, np.float64))
+    with pytest.raises(ValueError, match="all of one dtype"):
+        cpu.adam_update_flat(params, params, params, params, 0.01, 0.9, 0.999, 1e-7, 1, 0.0)
+    read_only = np.zeros(2, np.float32)
+    read_only.setflags(write=False)
+    with pytest.raises(ValueError, match="writeable"):
+        cpu.adam_update_flat((read_only,), (read_only,), (read_only,), (read_only,),
+                             0.01, 0.9, 0.999, 1e-7, 1, 0.0)
+
+
+@stateless_fixtures
 @given(parameters())
 def test_rmsprop_matches_reference(candidate, reference, case):
     param, dtype, rng = case
