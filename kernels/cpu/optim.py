@@ -175,7 +175,7 @@ def adam_update_flat(params, grads, ms, vs, lr, beta1, beta2, epsilon, step, wei
                                       params[0].dtype)
     try:
         _adam_many_core(params, grads, ms, vs, *coefficients)
-    except TypingError as error:
+    except TypingError:
         # Arrays of several dtypes or ranks make tuples the loop is not compiled
         # for (and a read-only array cannot be written): said here in plain words.
         raise ValueError(
