@@ -83,8 +83,9 @@ def kernel_threads():
     """
     if _state["backend"] != "numba":
         return contextlib.nullcontext()
-    from .kernels.cpu.threads import blas_on_one_thread
-    return blas_on_one_thread()
+    # The cpu set is imported once (kernel_set keeps it); an import statement
+    # here would look it up again at every training step.
+    return kernel_set("cpu").threads.blas_on_one_thread()
 
 
 # ----------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 Importing this package compiles nothing: each kernel is compiled on its first
 call (and cached on disk), so that importing deepbreadth stays fast.
 """
+# How the kernels use threads (deepbreadth.kernel_threads enters its BLAS guard).
+from . import threads  # noqa: F401
 from .conv import (
     conv2d_forward,
     conv2d_backward_input,
