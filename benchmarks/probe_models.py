@@ -12,6 +12,12 @@ each reference, `--rounds` times. Every step is timed alone; the median of each
 framework's steps and their ratio are printed, with the load average before and
 after. Ratios taken this way see the same background load.
 
+The first steps of a block run with the caches full of the other framework's
+data: about 1.3 ms for W1's first step against 0.8 steady, and three or four
+steps to recover (benchmarks/NOTES.md, "Seventh round"). The suite times each
+framework in a process of its own, in the steady state; for a ratio comparable
+to the suite's, take `--block 20` or more.
+
 `--clock cpu` times CPU seconds of the process instead of wall seconds: it does
 not count the time spent waiting for a core, so it is steadier on a loaded
 machine, but it also counts BLAS threads spinning while they wait for work, and
