@@ -110,16 +110,22 @@ def test_kernel_threads_holds_blas_to_one_thread_under_numba_only():
 
 
 @pytest.fixture
-def blas_threads_spy(two_lanes, monkeypatch):
-    """Fresh guard state, every product large enough, and a record of the thread
-    counts BLAS is set to (the setting itself still happens)."""
-    if not threads._blas_controllers():
-        pytest.skip("threadpoolctl is not installed: BLAS's threads cannot be read or set")
+def fresh_guards(monkeypatch):
+    """The guards of matmul_on_every_lane as in a fresh process, and every
+    product large enough to be offered BLAS's threads."""
     monkeypatch.setattr(threads, "BLAS_THREADS_MULTIPLY_ADDS", 0)
     monkeypatch.setattr(threads, "_blas_threads",
                         {"paused_until": float("-inf"), "slow_in_a_row": 0,
                          "one_thread_seconds": {}})
     monkeypatch.setattr(threads, "_lanes_shared", {"last": float("-inf")})
+
+
+@pytest.fixture
+def blas_threads_spy(two_lanes, fresh_guards, monkeypatch):
+    """Fresh guards and a record of the thread counts BLAS is set to (the
+    setting itself still happens)."""
+    if not threads._blas_controllers():
+        pytest.skip("threadpoolctl is not installed: BLAS's threads cannot be read or set")
     settings = []
     for controller in threads._blas_controllers():
         real_set = controller.set_num_threads
@@ -179,12 +185,7 @@ def test_while_the_lanes_share_work_products_are_shared_over_them_too(blas_threa
     assert len(shared) == 3 and all(count > 1 for count in shared), "not shared over the lanes"
 
 
-def test_one_lane_never_touches_blas_threads(monkeypatch):
-    monkeypatch.setattr(threads, "BLAS_THREADS_MULTIPLY_ADDS", 0)
-    monkeypatch.setattr(threads, "_blas_threads",
-                        {"paused_until": float("-inf"), "slow_in_a_row": 0,
-                         "one_thread_seconds": {}})
-    monkeypatch.setattr(threads, "_lanes_shared", {"last": float("-inf")})
+def test_one_lane_never_touches_blas_threads(fresh_guards):
     with lanes(1):
         a, b = operands()
         with threads.blas_on_one_thread():
@@ -195,16 +196,11 @@ def test_one_lane_never_touches_blas_threads(monkeypatch):
 
 
 @needs_two_lanes
-def test_outside_blas_on_one_thread_products_leave_blas_threads_alone(two_lanes, monkeypatch):
+def test_outside_blas_on_one_thread_products_leave_blas_threads_alone(two_lanes, fresh_guards):
     if not threads._blas_controllers():
         pytest.skip("threadpoolctl is not installed: BLAS's threads cannot be read or set")
     from threadpoolctl import threadpool_limits
 
-    monkeypatch.setattr(threads, "BLAS_THREADS_MULTIPLY_ADDS", 0)
-    monkeypatch.setattr(threads, "_blas_threads",
-                        {"paused_until": float("-inf"), "slow_in_a_row": 0,
-                         "one_thread_seconds": {}})
-    monkeypatch.setattr(threads, "_lanes_shared", {"last": float("-inf")})
     a, b = operands()
     # BLAS on one thread, but set by the caller, not held by blas_on_one_thread().
     with threadpool_limits(1, user_api="blas"):
