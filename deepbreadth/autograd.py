@@ -459,6 +459,10 @@ class Function:
     # Set True when backward is not written with differentiable Tensor ops
     # (it calls a raw kernel): create_graph through it then raises.
     once_differentiable = False
+    # Set False for an op whose outputs are constants, whatever its inputs (the
+    # zero initial states of a recurrent layer, shaped after its input): it is
+    # never linked into the graph, so no gradient is asked of it.
+    differentiable = True
 
     @staticmethod
     def forward(ctx, *arrays, **options):
@@ -494,7 +498,7 @@ class Function:
             raise _explain_value_error(cls, tensors, error) from None
 
         records = False
-        if _grad_mode["enabled"]:
+        if _grad_mode["enabled"] and cls.differentiable:
             for t in tensors:
                 if t.requires_grad:
                     records = True

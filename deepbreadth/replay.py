@@ -30,8 +30,9 @@ outside them matters (`Model._forward_and_backward` checks):
   and so is the loss; a subclass must declare it again;
 - every input of every op is traced to where it came from.  A tensor made
   outside the ops (a constant a layer builds on the fly, float labels converted to
-  integers, the zero states of a recurrent layer) ends the recording, and
-  the model goes on training eagerly;
+  integers, a recurrent layer's input dropout mask) ends the recording, and
+  the model goes on training eagerly.  (A recurrent layer's zero initial
+  states are an op, `ZeroState`, for this reason);
 - no hook is registered and no op observer (a trace) is watching: those want
   to see each layer and op run.
 

@@ -107,6 +107,44 @@ def test_labels_of_any_integer_dtype_replay(label_dtype):
     assert isinstance(recordings(model)[0], replay.RecordedStep)
 
 
+def stacked(recurrent_layer):
+    """W4's shape, small: two recurrent layers with a Dropout between them."""
+    def make():
+        return keras.models.Sequential([
+            recurrent_layer(5, return_sequences=True, input_shape=(4, 3)), layers.Dropout(0.3),
+            recurrent_layer(6), layers.Dense(4)])
+    return make
+
+
+@pytest.mark.parametrize("recurrent_layer", [layers.SimpleRNN, layers.LSTM, layers.GRU],
+                         ids=["simple-rnn", "lstm", "gru"])
+def test_recurrent_models_replay_exactly(backend_name, recurrent_layer):
+    model = assert_same_training(stacked(recurrent_layer), (6, 4, 3))
+    (recording,) = recordings(model)
+    assert recording is not None, "the zero initial states are an op: the step is recorded"
+    assert [op.function.__name__ for op in recording.ops].count("ZeroState") == \
+        2 * len(recurrent_layer(1).state_names)
+
+
+def test_a_recurrent_layer_with_input_dropout_runs_eagerly():
+    def make():
+        return keras.models.Sequential([layers.LSTM(5, dropout=0.2, input_shape=(4, 3)),
+                                        layers.Dense(4)])
+    xs, ys = batches((6, 4, 3))
+    eager_results = train(built(make, True), xs, ys, steps=3)
+    model = built(make, False)
+    assert train(model, xs, ys, steps=3) == eager_results
+    assert recordings(model) == [None], "the mask is drawn outside the ops"
+
+
+def test_zero_states_are_constants_whatever_their_input():
+    from deepbreadth.functional.rnn import zero_state
+    x = db.tensor(np.ones((3, 4, 2)), requires_grad=True)
+    state = zero_state(x, 5)
+    assert state.shape == (3, 5) and not state.numpy().any()
+    assert not state.requires_grad and state.grad_fn is None
+
+
 def test_a_recording_per_batch_shape():
     model = built(mlp, False)
     xs, ys = batches((7, 6, 5), count=1)
@@ -350,4 +388,4 @@ def test_a_bad_label_in_a_replayed_probabilities_step_is_named():
 def test_replays_exactly_is_not_inherited():
     assert replay.replays_exactly(Dense(3))
     assert not replay.replays_exactly(ScaledDense(3))
-    assert not replay.replays_exactly(layers.LSTM(3))
+    assert not replay.replays_exactly(layers.Bidirectional(layers.LSTM(3)))

@@ -118,6 +118,26 @@ class GRUSequence(Function):
 # Public functions: check the shapes here, so a mistake is reported in terms of
 # the op's arguments rather than as an index error deep inside a kernel.
 # ----------------------------------------------------------------------------
+class ZeroState(Function):
+    """Zeros of shape (batch, units), the batch taken from x: a recurrent layer's
+    initial state when none is given.
+
+    An op rather than an array the layer makes, so that a recorded training
+    step makes it again for each batch (deepbreadth/replay.py); a constant, so
+    never linked into the graph (`differentiable = False`).
+    """
+    differentiable = False
+
+    @staticmethod
+    def forward(ctx, x, units):
+        return backend.array_module(x).zeros((x.shape[0], units), dtype=x.dtype)
+
+
+def zero_state(x, units):
+    """A (batch, units) state of zeros for the sequences x (batch, steps, features)."""
+    return ZeroState.apply(x, units=units)
+
+
 def simple_rnn(x, h0, kernel, recurrent_kernel, bias=None, activation="tanh"):
     """Run a SimpleRNN over the sequence x; returns every step's output h_seq."""
     x, h0, kernel, recurrent_kernel = _as_tensors(x, h0, kernel, recurrent_kernel)

@@ -23,7 +23,7 @@ import numpy as np
 from .. import backend, initializers
 from ..autograd import Tensor
 from ..functional import concatenate
-from ..functional.rnn import RECURRENT_ACTIVATIONS, gru, lstm, simple_rnn
+from ..functional.rnn import RECURRENT_ACTIVATIONS, gru, lstm, simple_rnn, zero_state
 from .base import Layer
 
 
@@ -226,8 +226,7 @@ class RecurrentLayer(Layer):
         batch = inputs.shape[0]
         expected = (batch, self.units)
         if initial_state is None:
-            xp = backend.array_module(inputs.data)
-            return [Tensor._wrap(xp.zeros(expected, dtype=inputs.dtype)) for _ in self.state_names]
+            return [zero_state(inputs, self.units) for _ in self.state_names]
         states = _as_list(initial_state)
         states = [self._as_input_tensor(state) for state in states]
         shapes = [tuple(getattr(state, "shape", ())) for state in states]
@@ -276,6 +275,11 @@ class RecurrentLayer(Layer):
 
 class SimpleRNN(RecurrentLayer):
     """h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)."""
+    # Its call is ops only (see deepbreadth/replay.py); the zero initial states
+    # are an op too.  With dropout=, whose mask is drawn outside the ops, or
+    # use_bias=False, the recorder finds an untraced input and the step stays eager.
+    replays_exactly = True
+
 
     def run(self, x, states):
         h_seq = simple_rnn(x, states[0], self.kernel, self.recurrent_kernel, self.bias,
@@ -290,6 +294,10 @@ class LSTM(RecurrentLayer):
     along the last axis of kernel (features, 4 units), recurrent_kernel
     (units, 4 units) and bias (4 units,).
     """
+    # Its call is ops only (see deepbreadth/replay.py); the zero initial states
+    # are an op too.  With dropout=, whose mask is drawn outside the ops, or
+    # use_bias=False, the recorder finds an untraced input and the step stays eager.
+    replays_exactly = True
 
     gate_count = 4
     state_names = ("h", "c")
@@ -337,6 +345,10 @@ class GRU(RecurrentLayer):
     (features, 3 units) and recurrent_kernel (units, 3 units); bias (2, 3 units)
     holds the input-side bias in row 0 and the recurrent-side bias in row 1.
     """
+    # Its call is ops only (see deepbreadth/replay.py); the zero initial states
+    # are an op too.  With dropout=, whose mask is drawn outside the ops, or
+    # use_bias=False, the recorder finds an untraced input and the step stays eager.
+    replays_exactly = True
 
     gate_count = 3
 
