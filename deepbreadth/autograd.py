@@ -488,8 +488,7 @@ class Function:
     @classmethod
     def _forward_and_link(cls, ctx, tensors, options):
         """forward() on the tensors' arrays; its outputs as Tensors, linked to
-        `ctx` in the graph when a gradient will flow back through them.  The
-        part of `apply` that a replayed step (deepbreadth/replay.py) runs too."""
+        `ctx` in the graph when a gradient will flow back through them."""
         try:
             outputs = cls.forward(ctx, *[t.data for t in tensors], **options)
         except ShapeError:
@@ -497,12 +496,7 @@ class Function:
         except ValueError as error:
             raise _explain_value_error(cls, tensors, error) from None
 
-        records = False
-        if _grad_mode["enabled"] and cls.differentiable:
-            for t in tensors:
-                if t.requires_grad:
-                    records = True
-                    break
+        records = cls._links(tensors)
         if type(outputs) is not tuple:  # the common single-output op
             result = Tensor._wrap(outputs, records)
             if records:
@@ -512,6 +506,19 @@ class Function:
             if records:
                 ctx.record(tensors, result)
         return result
+
+
+    @classmethod
+    def _links(cls, tensors):
+        """True when this op, run on `tensors`, is linked into the graph: gradients
+        are being recorded, the op is differentiable, and an input wants one.
+        (A replayed step links its ops by this rule too, deepbreadth/replay.py.)"""
+        if not (_grad_mode["enabled"] and cls.differentiable):
+            return False
+        for t in tensors:  # a plain loop: this runs for every op
+            if t.requires_grad:
+                return True
+        return False
 
 
 def _to_tensors(inputs):

@@ -186,11 +186,12 @@ class RecordedStep:
 
 
 def _link(ops, nodes, values):
-    """Link the replayed ops' outputs into the graph, as eager ops link theirs,
-    so that a loss computed from them eagerly can run backward through them."""
+    """Link the replayed ops' outputs into the graph, as eager ops link theirs
+    (`Function._links`), so that a loss computed from them eagerly can run
+    backward through them."""
     for op, node in zip(ops, nodes):
         inputs = tuple([values[slot] for slot in op.sources])
-        if any(tensor.requires_grad for tensor in inputs):
+        if op.function._links(inputs):
             outputs = tuple([values[slot] for slot in op.output_slots])
             for output in outputs:
                 output.requires_grad = True  # record() takes it back from integer outputs
