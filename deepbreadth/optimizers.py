@@ -410,7 +410,7 @@ class Adam(Optimizer):
         if len(arrays) == len(kept_arrays) and all(map(operator.is_, arrays, kept_arrays)):
             return views
         first = arrays[0] if arrays else None
-        if first is None or not all(map(_flattens_in_place_like, arrays, [first] * len(arrays))):
+        if first is None or not all(_flattens_in_place_like(array, first) for array in arrays):
             views = None  # adam_update_many checks them, and says what is wrong
         else:
             # On a C-contiguous array, reshape(-1) is a view: writes reach the array.

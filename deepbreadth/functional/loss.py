@@ -93,20 +93,18 @@ def softmax_cross_entropy(logits, labels, mean=False):
 class OneHot(Function):
     """Rows of 0s with a 1 at each label's class, from integer labels (...) -> (..., classes).
 
-    No gradient: class indices have none.  The labels are checked here, in
-    the op, so that a replayed training step (deepbreadth/replay.py), which
-    runs the ops and nothing around them, checks them too.
+    No gradient: class indices have none (`differentiable = False`).  The
+    labels are checked here, in the op, so that a replayed training step
+    (deepbreadth/replay.py), which runs the ops and nothing around them,
+    checks them too.
     """
+    differentiable = False
 
     @staticmethod
     def forward(ctx, labels, classes, dtype):
         labels = check_sparse_labels(labels, classes)
         xp = backend.array_module(labels)
         return (labels[..., None] == xp.arange(classes)).astype(dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return None
 
 
 def one_hot(labels, classes, dtype):

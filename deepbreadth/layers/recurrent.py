@@ -94,6 +94,10 @@ class RecurrentLayer(Layer):
     A subclass sets `gate_count` (blocks of `units` columns in its kernels) and
     `state_names`, and defines `bias_shape()` and `run(x, states)`.
     """
+    # A subclass's call is ops only, so it may declare replays_exactly (see
+    # deepbreadth/replay.py): the zero initial states are an op too. With
+    # dropout=, whose mask is drawn outside the ops, or use_bias=False, the
+    # recorder finds an untraced input and the step stays eager.
 
     gate_count = 1
     state_names = ("h",)
@@ -275,11 +279,7 @@ class RecurrentLayer(Layer):
 
 class SimpleRNN(RecurrentLayer):
     """h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)."""
-    # Its call is ops only (see deepbreadth/replay.py); the zero initial states
-    # are an op too.  With dropout=, whose mask is drawn outside the ops, or
-    # use_bias=False, the recorder finds an untraced input and the step stays eager.
-    replays_exactly = True
-
+    replays_exactly = True  # see RecurrentLayer
 
     def run(self, x, states):
         h_seq = simple_rnn(x, states[0], self.kernel, self.recurrent_kernel, self.bias,
@@ -294,10 +294,7 @@ class LSTM(RecurrentLayer):
     along the last axis of kernel (features, 4 units), recurrent_kernel
     (units, 4 units) and bias (4 units,).
     """
-    # Its call is ops only (see deepbreadth/replay.py); the zero initial states
-    # are an op too.  With dropout=, whose mask is drawn outside the ops, or
-    # use_bias=False, the recorder finds an untraced input and the step stays eager.
-    replays_exactly = True
+    replays_exactly = True  # see RecurrentLayer
 
     gate_count = 4
     state_names = ("h", "c")
@@ -345,10 +342,7 @@ class GRU(RecurrentLayer):
     (features, 3 units) and recurrent_kernel (units, 3 units); bias (2, 3 units)
     holds the input-side bias in row 0 and the recurrent-side bias in row 1.
     """
-    # Its call is ops only (see deepbreadth/replay.py); the zero initial states
-    # are an op too.  With dropout=, whose mask is drawn outside the ops, or
-    # use_bias=False, the recorder finds an untraced input and the step stays eager.
-    replays_exactly = True
+    replays_exactly = True  # see RecurrentLayer
 
     gate_count = 3
 
